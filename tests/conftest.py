@@ -1,0 +1,27 @@
+"""Shared fixtures: synthetic clips made once per test session (real PyAV encodes)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def clip_factory(tmp_path_factory):
+    """Returns ``make(spec, name) -> GroundTruth``, caching clips by name for the session."""
+    from engine.synth import synthesize
+
+    root = tmp_path_factory.mktemp("clips")
+    cache = {}
+
+    def make(spec, name):
+        if name not in cache:
+            cache[name] = synthesize(spec, root / name)
+        return cache[name]
+
+    return make
