@@ -9,7 +9,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from omnialign.cli import SEGMENT_COLUMNS, print_table, segment_row
+from omnialign.commands.common import print_table
+from omnialign.commands.segments import SEGMENT_COLUMNS, segment_row
 
 
 def run_demo(out_dir: str) -> int:

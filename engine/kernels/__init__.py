@@ -1,0 +1,1 @@
+"""GPU kernels of the engine (Triton). Import submodules explicitly; they import triton."""

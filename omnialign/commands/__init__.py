@@ -1,0 +1,1 @@
+"""One module per ``omnialign`` subcommand; each exposes ``register(subparsers)``."""
