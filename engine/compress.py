@@ -1,0 +1,332 @@
+"""Hierarchical compression of a segment's tokens, and the segment tokenizer on top of it.
+
+Three steps, each keeping the **exact** ``t_us`` (and for video the ``row``/``col``) of a source
+token -- a kept or merged token is never stamped with an interpolated time:
+
+1. Keyframes (:func:`select_keyframes`): a frame's change score is the relative L2 distance
+   between its region features and those of the last kept keyframe. Frame 0 and every scene cut
+   (score against the *previous* frame >= ``scene_cut_threshold``) are always kept; other
+   frames are kept when their score reaches ``keyframe_threshold``.
+2. Region merging (:func:`merge_regions`): within each kept frame, 4-neighbour-adjacent regions
+   are merged greedily, most similar pair (cosine of mean features) first, until the segment
+   fits ``budget_tokens_per_s``. A merged token's features are the mean of its members; its
+   codes, ``t_us``, ``row`` and ``col`` are those of its representative -- the member nearest
+   to that mean.
+3. Audio run-length (:func:`merge_audio_runs`): consecutive frames whose first
+   ``match_stages`` codes are equal collapse into the run's first frame, with a frame count and
+   a duration.
+
+:class:`SegmentTokenizer` chains extractors, quantizers and the three steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from engine.errors import InvalidInputError
+from engine.features import Features, FeatureExtractor
+from engine.rvq import ResidualVQ
+
+
+@dataclass(frozen=True)
+class CompressionConfig:
+    """Knobs of the hierarchical compression.
+
+    Attributes:
+        keyframe_threshold: Relative change (``||f - f_key|| / ||f_key||`` over the frame's
+            concatenated region features) from the last keyframe that makes a new keyframe.
+        scene_cut_threshold: Relative change from the previous frame that marks a scene cut
+            (always kept).
+        budget_tokens_per_s: Maximum video region tokens per second of segment.
+        audio_match_stages: Leading RVQ stages that must be equal for consecutive audio frames
+            to merge (``None`` = all stages, i.e. identical codes).
+    """
+
+    keyframe_threshold: float = 0.15
+    scene_cut_threshold: float = 0.5
+    budget_tokens_per_s: float = 256.0
+    audio_match_stages: Optional[int] = 2
+
+
+@dataclass(frozen=True)
+class VideoTokens:
+    """Compressed video region tokens of one segment.
+
+    Attributes:
+        codes: int64 [M, Q] RVQ codes (the representative's).
+        values: float32 [M, D] mean features of the merged regions.
+        t_us: int64 [M] exact frame time of the representative source token.
+        row: int32 [M] grid row of the representative.
+        col: int32 [M] grid column of the representative.
+        num_regions: int32 [M] source regions merged into each token.
+        source_index: int64 [M] index of the representative in the input tokens.
+        tokens_in: Region tokens before compression.
+        keyframes: Indices of the kept frames (into the segment's frames).
+    """
+
+    codes: np.ndarray
+    values: np.ndarray
+    t_us: np.ndarray
+    row: np.ndarray
+    col: np.ndarray
+    num_regions: np.ndarray
+    source_index: np.ndarray
+    tokens_in: int
+    keyframes: np.ndarray
+
+    @property
+    def tokens_out(self) -> int:
+        return int(self.codes.shape[0])
+
+    @property
+    def compression_ratio(self) -> float:
+        """tokens_in / tokens_out."""
+        return self.tokens_in / max(1, self.tokens_out)
+
+
+@dataclass(frozen=True)
+class AudioTokens:
+    """Run-length merged audio tokens of one segment.
+
+    Attributes:
+        codes: int64 [M, Q] codes of each run's first frame.
+        t_us: int64 [M] exact time of each run's first frame.
+        frame_count: int32 [M] frames in each run.
+        duration_us: int64 [M] run duration (frame_count * hop_us).
+        source_index: int64 [M] index of the run's first frame in the input.
+        tokens_in: Frames before merging.
+    """
+
+    codes: np.ndarray
+    t_us: np.ndarray
+    frame_count: np.ndarray
+    duration_us: np.ndarray
+    source_index: np.ndarray
+    tokens_in: int
+
+    @property
+    def tokens_out(self) -> int:
+        return int(self.codes.shape[0])
+
+    @property
+    def compression_ratio(self) -> float:
+        """tokens_in / tokens_out."""
+        return self.tokens_in / max(1, self.tokens_out)
+
+
+# --------------------------------------------------------------------------------------------
+# 1. keyframes
+
+
+def frame_change_scores(frame_vectors: np.ndarray) -> np.ndarray:
+    """Relative L2 change of each frame from the previous one (frame 0 scores +inf)."""
+    diff = np.linalg.norm(np.diff(frame_vectors, axis=0), axis=1)
+    base = np.linalg.norm(frame_vectors[:-1], axis=1) + 1e-12
+    return np.concatenate([[np.inf], diff / base])
+
+
+def select_keyframes(frame_vectors: np.ndarray, config: CompressionConfig) -> np.ndarray:
+    """Indices of kept frames (sorted). Frame 0 and every scene cut are always kept.
+
+    Args:
+        frame_vectors: float [F, E] one vector per frame (e.g. its region features flattened).
+        config: Thresholds.
+    """
+    if frame_vectors.shape[0] == 0:
+        raise InvalidInputError("frame_vectors", "no frames")
+    cuts = frame_change_scores(frame_vectors) >= config.scene_cut_threshold
+    kept = [0]
+    for i in range(1, frame_vectors.shape[0]):
+        ref = frame_vectors[kept[-1]]
+        change = np.linalg.norm(frame_vectors[i] - ref) / (np.linalg.norm(ref) + 1e-12)
+        if cuts[i] or change >= config.keyframe_threshold:
+            kept.append(i)
+    return np.asarray(kept, dtype=np.int64)
+
+
+# --------------------------------------------------------------------------------------------
+# 2. region merging
+
+
+def _merge_frame(values: np.ndarray, row: np.ndarray, col: np.ndarray, target: int) -> np.ndarray:
+    """Greedy adjacent merging inside one frame; returns a group label per region."""
+    n = values.shape[0]
+    labels = np.arange(n)
+    if n <= target:
+        return labels
+    sums = values.astype(np.float64).copy()
+    counts = np.ones(n)
+    # 4-neighbour edges of the grid (regions addressed by (row, col))
+    pos = {(int(r), int(c)): i for i, (r, c) in enumerate(zip(row, col))}
+    edges = {(i, pos[(int(r) + dr, int(c) + dc)]) for i, (r, c) in enumerate(zip(row, col))
+             for dr, dc in ((0, 1), (1, 0)) if (int(r) + dr, int(c) + dc) in pos}
+    groups = n
+    while groups > target and edges:
+        e = np.array(sorted(edges))
+        means = sums / counts[:, None]
+        unit = means / (np.linalg.norm(means, axis=1, keepdims=True) + 1e-12)
+        sim = (unit[e[:, 0]] * unit[e[:, 1]]).sum(axis=1)
+        a, b = (int(v) for v in e[int(np.argmax(sim))])  # argmax: first (lowest pair) on ties
+        # merge group b into group a
+        sums[a] += sums[b]
+        counts[a] += counts[b]
+        labels[labels == b] = a
+        relabelled = ((a if x == b else x, a if y == b else y) for x, y in edges)
+        edges = {(min(x, y), max(x, y)) for x, y in relabelled if x != y}
+        groups -= 1
+    return labels
+
+
+def merge_regions(features: Features, codes: np.ndarray, keyframes: np.ndarray,
+                  duration_us: int, config: CompressionConfig) -> VideoTokens:
+    """Keeps the keyframes' regions and merges them down to the token budget.
+
+    Args:
+        features: Region features of the segment (with ``row``, ``col``, ``frame_index``).
+        codes: int [N, Q] RVQ codes of ``features`` rows.
+        keyframes: Kept frame indices (from :func:`select_keyframes`).
+        duration_us: Segment duration; budget = ``floor(budget_tokens_per_s * duration_us / 1e6)``
+            (at least one token per kept frame -- keyframes beyond the budget are dropped, the
+            most-changed ones and frame 0 kept first).
+        config: Budget.
+    """
+    if features.row is None or features.frame_index is None:
+        raise InvalidInputError("features", "region features need row, col and frame_index")
+    if codes.shape[0] != len(features):
+        raise InvalidInputError("codes", f"has {codes.shape[0]} rows, features have {len(features)}")
+    if duration_us <= 0:
+        raise InvalidInputError("duration_us", f"must be > 0, got {duration_us}")
+    budget = max(1, int(config.budget_tokens_per_s * duration_us // 1_000_000))
+    keyframes = np.sort(np.asarray(keyframes, dtype=np.int64))
+    if keyframes.size > budget:  # more keyframes than tokens: keep frame 0, then the biggest changes
+        frame_vecs = np.stack([features.values[features.frame_index == f].ravel() for f in keyframes])
+        scores = frame_change_scores(frame_vecs)  # change between consecutive keyframes
+        keyframes = np.sort(keyframes[np.argsort(-scores, kind="stable")[:budget]])
+    per_frame = np.full(keyframes.size, budget // keyframes.size)
+    per_frame[: budget % keyframes.size] += 1  # remainder to the earliest frames
+
+    out_idx, out_vals, out_sizes = [], [], []
+    for f, target in zip(keyframes, per_frame):
+        idx = np.flatnonzero(features.frame_index == f)
+        vals = features.values[idx]
+        labels = _merge_frame(vals, features.row[idx], features.col[idx], int(target))
+        for g in np.unique(labels):
+            members = np.flatnonzero(labels == g)
+            mean = vals[members].mean(axis=0)
+            rep = members[int(np.argmin(((vals[members] - mean) ** 2).sum(axis=1)))]
+            out_idx.append(idx[rep])
+            out_vals.append(mean)
+            out_sizes.append(members.size)
+    src = np.asarray(out_idx, dtype=np.int64)
+    return VideoTokens(codes=np.asarray(codes)[src].astype(np.int64), values=np.asarray(out_vals, np.float32),
+                       t_us=features.t_us[src].copy(), row=features.row[src].copy(), col=features.col[src].copy(),
+                       num_regions=np.asarray(out_sizes, np.int32), source_index=src,
+                       tokens_in=len(features), keyframes=keyframes)
+
+
+# --------------------------------------------------------------------------------------------
+# 3. audio runs
+
+
+def merge_audio_runs(codes: np.ndarray, t_us: np.ndarray, hop_us: int = 10_000,
+                     match_stages: Optional[int] = 2) -> AudioTokens:
+    """Collapses consecutive audio frames with equal leading codes into their first frame.
+
+    Args:
+        codes: int [N, Q] codes per frame.
+        t_us: int64 [N] frame times.
+        hop_us: Frame hop, microseconds (10 000 for the default log-mel).
+        match_stages: Leading stages compared (None = all).
+    """
+    codes = np.asarray(codes)
+    t_us = np.asarray(t_us, dtype=np.int64)
+    if codes.ndim != 2 or codes.shape[0] == 0:
+        raise InvalidInputError("codes", f"must be non-empty [N, Q], got shape {codes.shape}")
+    if t_us.shape != (codes.shape[0],):
+        raise InvalidInputError("t_us", f"must have shape ({codes.shape[0]},), got {t_us.shape}")
+    key = codes[:, : (match_stages or codes.shape[1])]
+    starts = np.concatenate([[True], (key[1:] != key[:-1]).any(axis=1)])
+    first = np.flatnonzero(starts)
+    counts = np.diff(np.append(first, codes.shape[0])).astype(np.int32)
+    return AudioTokens(codes=codes[first].astype(np.int64), t_us=t_us[first].copy(), frame_count=counts,
+                       duration_us=counts.astype(np.int64) * hop_us, source_index=first.astype(np.int64),
+                       tokens_in=int(codes.shape[0]))
+
+
+# --------------------------------------------------------------------------------------------
+# Segment tokenizer
+
+
+@dataclass(frozen=True)
+class SegmentTokens:
+    """Tokens of one audio/video segment (either part may be None when the modality is absent)."""
+
+    audio: Optional[AudioTokens]
+    video: Optional[VideoTokens]
+
+
+class SegmentTokenizer:
+    """Features -> RVQ codes -> hierarchical compression, for one segment at a time.
+
+    Stateless per call (the quantizers must be fitted or loaded beforehand), so one instance can
+    serve a Ray actor.
+
+    Args:
+        audio_extractor: e.g. :class:`~engine.features.LogMelExtractor` (its ``dim`` must equal
+            ``audio_rvq.dim``).
+        audio_rvq: Fitted quantizer for audio features.
+        video_extractor: e.g. :class:`~engine.features.RegionExtractor`.
+        video_rvq: Fitted quantizer for region features.
+        config: Compression knobs.
+        audio_hop_us: Audio frame hop used for run durations.
+    """
+
+    def __init__(self, audio_extractor: FeatureExtractor | None, audio_rvq: ResidualVQ | None,
+                 video_extractor: FeatureExtractor | None, video_rvq: ResidualVQ | None,
+                 config: CompressionConfig = CompressionConfig(), audio_hop_us: int = 10_000) -> None:
+        for name, ext, rvq in (("audio_rvq", audio_extractor, audio_rvq), ("video_rvq", video_extractor, video_rvq)):
+            if ext is not None and (rvq is None or rvq.dim != ext.dim):
+                raise InvalidInputError(name, f"needs dim {ext.dim} to match its extractor, "
+                                              f"got {None if rvq is None else rvq.dim}")
+        self.audio_extractor, self.audio_rvq = audio_extractor, audio_rvq
+        self.video_extractor, self.video_rvq = video_extractor, video_rvq
+        self.config = config
+        self.audio_hop_us = audio_hop_us
+
+    def encode_segment(self, samples: np.ndarray | None = None, t_start_us: int | None = None,
+                       frames: np.ndarray | None = None, frame_t_us: np.ndarray | None = None,
+                       duration_us: int | None = None) -> SegmentTokens:
+        """Tokenizes one segment.
+
+        Args:
+            samples: float mono PCM [L] (or None).
+            t_start_us: Time of ``samples[0]``.
+            frames: uint8 RGB [F, H, W, 3] (or None).
+            frame_t_us: int64 [F] frame times.
+            duration_us: Segment duration for the video token budget.
+
+        Returns:
+            SegmentTokens with exact source timestamps on every token.
+        """
+        audio = video = None
+        if samples is not None:
+            if self.audio_extractor is None:
+                raise InvalidInputError("samples", "this tokenizer has no audio extractor")
+            feats = self.audio_extractor.extract(samples, t_start_us)
+            codes = np.asarray(self.audio_rvq.encode(feats.values))
+            audio = merge_audio_runs(codes, feats.t_us, self.audio_hop_us, self.config.audio_match_stages)
+        if frames is not None:
+            if self.video_extractor is None:
+                raise InvalidInputError("frames", "this tokenizer has no video extractor")
+            if duration_us is None:
+                raise InvalidInputError("duration_us", "is required with frames (token budget)")
+            feats = self.video_extractor.extract(frames, frame_t_us)
+            codes = np.asarray(self.video_rvq.encode(feats.values))
+            n_frames = int(feats.frame_index.max()) + 1
+            frame_vecs = feats.values.reshape(n_frames, -1)
+            keyframes = select_keyframes(frame_vecs, self.config)
+            video = merge_regions(feats, codes, keyframes, duration_us, self.config)
+        return SegmentTokens(audio=audio, video=video)
