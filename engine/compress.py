@@ -1,4 +1,4 @@
-"""Hierarchical compression of a segment's tokens, and the segment tokenizer on top of it.
+"""Hierarchical compression of a segment's tokens (used by :mod:`engine.tokenizer`).
 
 Three steps, each keeping the **exact** ``t_us`` (and for video the ``row``/``col``) of a source
 token -- a kept or merged token is never stamped with an interpolated time:
@@ -15,8 +15,6 @@ token -- a kept or merged token is never stamped with an interpolated time:
 3. Audio run-length (:func:`merge_audio_runs`): consecutive frames whose first
    ``match_stages`` codes are equal collapse into the run's first frame, with a frame count and
    a duration.
-
-:class:`SegmentTokenizer` chains extractors, quantizers and the three steps.
 """
 
 from __future__ import annotations
@@ -27,8 +25,7 @@ from typing import Optional
 import numpy as np
 
 from engine.errors import InvalidInputError
-from engine.features import Features, FeatureExtractor
-from engine.rvq import ResidualVQ
+from engine.features import Features
 
 
 @dataclass(frozen=True)
@@ -254,79 +251,3 @@ def merge_audio_runs(codes: np.ndarray, t_us: np.ndarray, hop_us: int = 10_000,
     return AudioTokens(codes=codes[first].astype(np.int64), t_us=t_us[first].copy(), frame_count=counts,
                        duration_us=counts.astype(np.int64) * hop_us, source_index=first.astype(np.int64),
                        tokens_in=int(codes.shape[0]))
-
-
-# --------------------------------------------------------------------------------------------
-# Segment tokenizer
-
-
-@dataclass(frozen=True)
-class SegmentTokens:
-    """Tokens of one audio/video segment (either part may be None when the modality is absent)."""
-
-    audio: Optional[AudioTokens]
-    video: Optional[VideoTokens]
-
-
-class SegmentTokenizer:
-    """Features -> RVQ codes -> hierarchical compression, for one segment at a time.
-
-    Stateless per call (the quantizers must be fitted or loaded beforehand), so one instance can
-    serve a Ray actor.
-
-    Args:
-        audio_extractor: e.g. :class:`~engine.features.LogMelExtractor` (its ``dim`` must equal
-            ``audio_rvq.dim``).
-        audio_rvq: Fitted quantizer for audio features.
-        video_extractor: e.g. :class:`~engine.features.RegionExtractor`.
-        video_rvq: Fitted quantizer for region features.
-        config: Compression knobs.
-        audio_hop_us: Audio frame hop used for run durations.
-    """
-
-    def __init__(self, audio_extractor: FeatureExtractor | None, audio_rvq: ResidualVQ | None,
-                 video_extractor: FeatureExtractor | None, video_rvq: ResidualVQ | None,
-                 config: CompressionConfig = CompressionConfig(), audio_hop_us: int = 10_000) -> None:
-        for name, ext, rvq in (("audio_rvq", audio_extractor, audio_rvq), ("video_rvq", video_extractor, video_rvq)):
-            if ext is not None and (rvq is None or rvq.dim != ext.dim):
-                raise InvalidInputError(name, f"needs dim {ext.dim} to match its extractor, "
-                                              f"got {None if rvq is None else rvq.dim}")
-        self.audio_extractor, self.audio_rvq = audio_extractor, audio_rvq
-        self.video_extractor, self.video_rvq = video_extractor, video_rvq
-        self.config = config
-        self.audio_hop_us = audio_hop_us
-
-    def encode_segment(self, samples: np.ndarray | None = None, t_start_us: int | None = None,
-                       frames: np.ndarray | None = None, frame_t_us: np.ndarray | None = None,
-                       duration_us: int | None = None) -> SegmentTokens:
-        """Tokenizes one segment.
-
-        Args:
-            samples: float mono PCM [L] (or None).
-            t_start_us: Time of ``samples[0]``.
-            frames: uint8 RGB [F, H, W, 3] (or None).
-            frame_t_us: int64 [F] frame times.
-            duration_us: Segment duration for the video token budget.
-
-        Returns:
-            SegmentTokens with exact source timestamps on every token.
-        """
-        audio = video = None
-        if samples is not None:
-            if self.audio_extractor is None:
-                raise InvalidInputError("samples", "this tokenizer has no audio extractor")
-            feats = self.audio_extractor.extract(samples, t_start_us)
-            codes = np.asarray(self.audio_rvq.encode(feats.values))
-            audio = merge_audio_runs(codes, feats.t_us, self.audio_hop_us, self.config.audio_match_stages)
-        if frames is not None:
-            if self.video_extractor is None:
-                raise InvalidInputError("frames", "this tokenizer has no video extractor")
-            if duration_us is None:
-                raise InvalidInputError("duration_us", "is required with frames (token budget)")
-            feats = self.video_extractor.extract(frames, frame_t_us)
-            codes = np.asarray(self.video_rvq.encode(feats.values))
-            n_frames = int(feats.frame_index.max()) + 1
-            frame_vecs = feats.values.reshape(n_frames, -1)
-            keyframes = select_keyframes(frame_vecs, self.config)
-            video = merge_regions(feats, codes, keyframes, duration_us, self.config)
-        return SegmentTokens(audio=audio, video=video)

@@ -12,11 +12,11 @@ import sys
 from collections.abc import Sequence
 
 from omnialign import __version__
-from omnialign.commands import demo, segments, synth
+from omnialign.commands import demo, rvq, segments, sync, synth
 from omnialign.commands.common import EXIT_FAILED_INPUTS
 
 #: Registered subcommands, in --help order.
-COMMANDS = (synth, segments, demo)
+COMMANDS = (synth, segments, sync, rvq, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("omnialign: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

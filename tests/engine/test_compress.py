@@ -1,12 +1,11 @@
-"""Hierarchical compression: exact timestamps, budget, keyframes, audio runs, segment tokenizer."""
+"""Hierarchical compression: exact timestamps, budget, keyframes, audio runs."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from engine.compress import (CompressionConfig, SegmentTokenizer, merge_audio_runs, merge_regions,
-                             select_keyframes)
+from engine.compress import CompressionConfig, merge_audio_runs, merge_regions, select_keyframes
 from engine.errors import InvalidInputError
 from engine.features import Features, LogMelExtractor, RegionConfig, RegionExtractor
 from engine.rvq import ResidualVQ
@@ -89,29 +88,3 @@ def test_compress_errors_are_typed():
     with pytest.raises(InvalidInputError) as info:
         merge_regions(feats, np.zeros((3, 1)), np.arange(2), 1_000_000, CompressionConfig())
     assert info.value.input == "codes"
-
-
-def test_segment_tokenizer_end_to_end():
-    rng = np.random.default_rng(0)
-    mel = LogMelExtractor()
-    reg = RegionExtractor(RegionConfig(resize_height_px=32, resize_width_px=32, patch_px=16, dim=16))
-    sr = 16_000
-    tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(sr) / sr)).astype(np.float32)
-    audio_rvq = ResidualVQ(2, 16, 80, seed=0)
-    audio_rvq.fit(mel.extract(tone + 0.01 * rng.normal(size=sr).astype(np.float32), 0).values)
-    frames = rng.integers(0, 256, size=(8, 40, 40, 3), dtype=np.uint8)
-    frames[4:] = frames[0]  # 4 is a cut back to frame 0, then a static tail (not keyframes)
-    frame_t = np.arange(8, dtype=np.int64) * 33_367 + 5_000_000
-    video_rvq = ResidualVQ(2, 8, 16, seed=0)
-    video_rvq.fit(reg.extract(frames, frame_t).values)
-    tok = SegmentTokenizer(mel, audio_rvq, reg, video_rvq, CompressionConfig(budget_tokens_per_s=40))
-    seg = tok.encode_segment(samples=tone, t_start_us=5_000_000, frames=frames, frame_t_us=frame_t,
-                             duration_us=266_936)
-    assert seg.audio.tokens_in == 100 and seg.audio.tokens_out < 100
-    assert set(seg.audio.t_us) <= set(5_000_000 + 10_000 * np.arange(100))
-    assert seg.video.tokens_out <= 10 and set(seg.video.t_us) <= set(frame_t)
-    np.testing.assert_array_equal(seg.video.keyframes, [0, 1, 2, 3, 4])
-    with pytest.raises(InvalidInputError, match="empty"):
-        tok.encode_segment(samples=np.zeros(0, np.float32), t_start_us=0)
-    with pytest.raises(InvalidInputError):
-        SegmentTokenizer(mel, video_rvq, None, None)  # dim mismatch 80 vs 16

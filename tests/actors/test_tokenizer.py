@@ -1,0 +1,50 @@
+"""The tokenizer UDF on a real Ray Data actor pool equals the engine tokenizer."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from actors.tokenizer import TokenizeSegments, tokenizer_resources
+from engine.features import RegionConfig
+from engine.media import MediaConfig, iter_segments
+from engine.records import segment_to_record
+from engine.synth import SynthSpec
+from engine.tokenizer import Tokenizer, TokenizerConfig
+
+pytestmark = pytest.mark.slow
+
+SMALL = TokenizerConfig(
+    audio_quantizers=2, audio_codebook_size=16, video_quantizers=2, video_codebook_size=16,
+    region=RegionConfig(resize_height_px=32, resize_width_px=48, patch_px=16, dim=8), max_fit_vectors=5_000,
+)
+
+
+def test_actor_pool_tokenizes_like_the_engine(ray_local, clip_factory, tmp_path):
+    import ray
+
+    truth = clip_factory(SynthSpec(duration_s=5.0, seed=41), "actor_tok.mp4")
+    segs = list(iter_segments(truth.path, MediaConfig(video_width=96, video_height=64)))
+    tok = Tokenizer.fit(segs, SMALL)
+    folder = str(tok.save(tmp_path / "cb"))
+    bad = replace(segs[1], audio=np.full_like(segs[1].audio, np.nan))  # one broken segment
+    records = [segment_to_record(s, truth.path) for s in (segs[0], bad, *segs[2:])]
+    ds = ray.data.from_items(records).map_batches(
+        TokenizeSegments, fn_constructor_kwargs={"codebooks_dir": folder}, batch_size=1,
+        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=2), **tokenizer_resources(num_cpus=0.5),
+    )
+    rows = sorted(ds.take_all(), key=lambda r: r["segment_index"])
+    assert [r["segment_index"] for r in rows] == list(range(len(segs)))
+    assert "audio" not in rows[0] and "video" not in rows[0]  # raw media dropped
+    assert rows[1]["error"].startswith("InvalidInputError") and rows[1]["audio_codes"] is None
+    for seg, row in zip(segs, rows):
+        if seg.index == 1:
+            continue
+        assert row["error"] is None and row["codebook_version"] == tok.codebook_version
+        ref = tok.encode_segment(seg)
+        np.testing.assert_array_equal(np.asarray(row["audio_codes"]), ref.audio.codes.astype(np.int16))
+        np.testing.assert_array_equal(np.asarray(row["video_codes"]), ref.video.codes.astype(np.int16))
+        np.testing.assert_array_equal(np.asarray(row["video_token_t_us"]), ref.video.t_us)
+        assert len(row["keyframe_jpeg"]) == len(ref.video.keyframes) and bytes(row["keyframe_jpeg"][0][:2]) == b"\xff\xd8"
