@@ -17,14 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.errors import OmniAlignError
-from engine.records import jpeg_thumbnails, record_to_segment
-
-#: Columns dropped after tokenization (raw media is heavy and no later stage needs it).
-RAW_COLUMNS = ("audio", "video", "video_t_us", "audio_rate_hz")
-#: Token columns added by the tokenizer (None on a row whose segment failed).
-TOKEN_COLUMNS = ("audio_codes", "audio_t_us", "audio_dur_us", "video_codes", "video_token_t_us", "video_row",
-                 "video_col", "keyframe_t_us", "keyframe_jpeg", "audio_emb", "video_emb")
+from engine.records import tokenize_records
 
 
 def tokenizer_resources(num_cpus: float = 0.5, num_gpus: float = 0.0) -> dict:
@@ -58,44 +51,6 @@ class TokenizeSegments:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
         n = len(batch["segment_index"])
-        keep = [k for k in batch if k not in RAW_COLUMNS]
-        out: dict[str, list] = {k: list(batch[k]) for k in keep}
-        rows = []
-        for i in range(n):
-            rec = {k: v[i] for k, v in batch.items()}
-            try:
-                rows.append(self.tokenize(rec))
-            except OmniAlignError as exc:  # this segment fails alone, with its reason on the row
-                rows.append({**{k: None for k in TOKEN_COLUMNS}, "tokens_in": 0, "tokens_out": 0,
-                             "codebook_version": self.tokenizer.codebook_version,
-                             "error": f"{type(exc).__name__}: {exc}"})
-        for k in (*TOKEN_COLUMNS, "tokens_in", "tokens_out", "codebook_version", "error"):
-            out[k] = [r[k] for r in rows]
-        return out
-
-    def tokenize(self, rec: dict) -> dict:
-        """Token columns of one segment record."""
-        seg = record_to_segment(rec)
-        tok = self.tokenizer.encode_segment(seg)
-        a, v = tok.audio, tok.video
-        q_a, q_v = self.tokenizer.config.audio_quantizers, self.tokenizer.config.video_quantizers
-        kf = v.keyframes if v is not None else np.zeros(0, np.int64)
-        empty_i64 = np.zeros(0, np.int64)
-        empty_i16 = np.zeros(0, np.int16)
-        return {
-            "audio_codes": a.codes.astype(np.int16) if a else np.zeros((0, q_a), np.int16),
-            "audio_t_us": a.t_us if a else empty_i64,
-            "audio_dur_us": a.duration_us if a else empty_i64,
-            "video_codes": v.codes.astype(np.int16) if v else np.zeros((0, q_v), np.int16),
-            "video_token_t_us": v.t_us if v else empty_i64,
-            "video_row": v.row.astype(np.int16) if v else empty_i16,
-            "video_col": v.col.astype(np.int16) if v else empty_i16,
-            "keyframe_t_us": seg.video_t_us[kf] if v is not None else empty_i64,
-            "keyframe_jpeg": jpeg_thumbnails(seg.video[kf], self.thumbnail_px) if v is not None else [],
-            "audio_emb": tok.audio_embedding,
-            "video_emb": tok.video_embedding,
-            "tokens_in": (a.tokens_in if a else 0) + (v.tokens_in if v else 0),
-            "tokens_out": (a.tokens_out if a else 0) + (v.tokens_out if v else 0),
-            "codebook_version": self.tokenizer.codebook_version,
-            "error": None,
-        }
+        recs = [{k: v[i] for k, v in batch.items()} for i in range(n)]
+        rows = tokenize_records(self.tokenizer, recs, self.thumbnail_px)
+        return {k: [r[k] for r in rows] for k in rows[0]} if rows else {}

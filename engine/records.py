@@ -13,6 +13,13 @@ import io
 import numpy as np
 
 from engine.media import Segment
+from engine.tokenizer import Tokenizer
+
+#: Raw media columns, dropped once a segment is tokenized (heavy; no later stage needs them).
+RAW_COLUMNS = ("audio", "video", "video_t_us", "audio_rate_hz")
+#: Token columns added by tokenization (None on a row whose segment failed).
+TOKEN_COLUMNS = ("audio_codes", "audio_t_us", "audio_dur_us", "video_codes", "video_token_t_us", "video_row",
+                 "video_col", "keyframe_t_us", "keyframe_jpeg", "audio_emb", "video_emb")
 
 
 def segment_to_record(seg: Segment, source_uri: str) -> dict:
@@ -59,4 +66,56 @@ def jpeg_thumbnails(frames: np.ndarray, max_side_px: int = 160, quality: int = 8
         buf = io.BytesIO()
         img.save(buf, format="JPEG", quality=quality)
         out.append(buf.getvalue())
+    return out
+
+
+def tokenize_record(tokenizer: Tokenizer, rec: dict, thumbnail_px: int = 160) -> dict:
+    """Token columns for one segment record (codes with exact times, embeddings, thumbnails).
+
+    Raises:
+        OmniAlignError: If the segment cannot be tokenized (the caller records it on the row).
+    """
+    seg = record_to_segment(rec)
+    tok = tokenizer.encode_segment(seg)
+    a, v = tok.audio, tok.video
+    q_a, q_v = tokenizer.config.audio_quantizers, tokenizer.config.video_quantizers
+    kf = v.keyframes if v is not None else np.zeros(0, np.int64)
+    empty_i64 = np.zeros(0, np.int64)
+    empty_i16 = np.zeros(0, np.int16)
+    return {
+        "audio_codes": a.codes.astype(np.int16) if a else np.zeros((0, q_a), np.int16),
+        "audio_t_us": a.t_us if a else empty_i64,
+        "audio_dur_us": a.duration_us if a else empty_i64,
+        "video_codes": v.codes.astype(np.int16) if v else np.zeros((0, q_v), np.int16),
+        "video_token_t_us": v.t_us if v else empty_i64,
+        "video_row": v.row.astype(np.int16) if v else empty_i16,
+        "video_col": v.col.astype(np.int16) if v else empty_i16,
+        "keyframe_t_us": seg.video_t_us[kf] if v is not None else empty_i64,
+        "keyframe_jpeg": jpeg_thumbnails(seg.video[kf], thumbnail_px) if v is not None else [],
+        "audio_emb": tok.audio_embedding,
+        "video_emb": tok.video_embedding,
+        "tokens_in": (a.tokens_in if a else 0) + (v.tokens_in if v else 0),
+        "tokens_out": (a.tokens_out if a else 0) + (v.tokens_out if v else 0),
+        "codebook_version": tokenizer.codebook_version,
+        "error": None,
+    }
+
+
+def failed_token_record(tokenizer: Tokenizer, error: Exception) -> dict:
+    """Token columns of a segment that failed to tokenize: no tokens, the reason kept."""
+    return {**{k: None for k in TOKEN_COLUMNS}, "tokens_in": 0, "tokens_out": 0,
+            "codebook_version": tokenizer.codebook_version, "error": f"{type(error).__name__}: {error}"}
+
+
+def tokenize_records(tokenizer: Tokenizer, recs: list[dict], thumbnail_px: int = 160) -> list[dict]:
+    """Tokenizes records; each output keeps the input's non-raw columns plus token columns."""
+    from engine.errors import OmniAlignError
+
+    out = []
+    for rec in recs:
+        base = {k: v for k, v in rec.items() if k not in RAW_COLUMNS}
+        try:
+            out.append({**base, **tokenize_record(tokenizer, rec, thumbnail_px)})
+        except OmniAlignError as exc:  # this segment fails alone, with its reason on the row
+            out.append({**base, **failed_token_record(tokenizer, exc)})
     return out
