@@ -1,4 +1,4 @@
-"""Audio–video sync estimation: offset, drift and a piecewise-linear warp, offline or streaming.
+"""Audio–video sync estimation: offset, drift and a piecewise-linear warp for one clip.
 
 Sign convention (the project's one): for an event seen at ``t_video`` and heard at ``t_audio``::
 
@@ -8,26 +8,21 @@ where ``offset_s`` may jump at splices. Pipeline (:func:`estimate_from_cues`):
 
 1. **Cues** (:mod:`engine.cues`): audio onset strength (1 ms) and video novelty (per frame, at
    its PTS), both normalised to [0, 1] and placed on a common grid (default 100 Hz).
-2. **Coarse search**: cross-correlation of the two (lightly smoothed) grid cues over
-   ``±max_offset_ms`` gives one global lag.
-3. **Fine path**: banded DTW between the grid cues, the band centred on the coarse lag and wide
-   enough (``band_ms``) for the offset to jump at a splice. The path says, for every video time,
-   roughly where the audio is.
-4. **Event matching**: every video onset (a frame PTS, exact) is paired with the strongest audio
-   onset within ``search_ms`` of where the path puts it, located on the 1 ms onset function — so
-   pairs are precise to ~1 ms even though the grid is 10 ms and video is frame-quantised.
-5. **Robust fit**: pairs are split into runs of constant offset (a jump of more than
-   ``splice_jump_ms`` between neighbouring pairs that is confirmed by the next pair starts a new
-   run; unconfirmed pairs are outliers), then one shared drift and one offset per run are fit by
-   least squares with iterative outlier rejection. The runs become the warp: linear inside a run,
-   a step (audio jumps later) or a ramp (audio jumps earlier, so the warp stays monotonic)
-   between runs.
+2. **Coarse search** (:func:`coarse_lag`): cross-correlation of the two (lightly smoothed) grid
+   cues over ``±max_offset_ms`` gives one global lag.
+3. **Fine path** (:func:`dtw_path`): banded DTW between the grid cues, the band centred on the
+   coarse lag and wide enough (``band_ms``) for the offset to jump at a splice. The path says, for
+   every video time, roughly where the audio is.
+4. **Event matching** (:func:`engine.warp_fit.match_onsets`): every video onset is paired with
+   the strongest audio onset near where the path puts it, precise to ~1 ms.
+5. **Robust fit** (:mod:`engine.warp_fit`): runs of constant offset with one shared drift, fit
+   with outlier rejection, become the warp.
 6. **Confidence** in [0, 1]: enough consistent pairs (support), most video onsets found in the
    audio (agreement), small residuals (precision). Silent audio or a static picture produces no
    pairs and confidence 0; below :data:`LOW_CONFIDENCE` the estimate should not be trusted.
 
-:class:`SyncTracker` runs the same steps incrementally over a sliding cue window for the
-streaming pipeline, with bounded state.
+:func:`estimate_sync` runs the pipeline on a media source; :class:`engine.sync_tracker.SyncTracker`
+runs the same steps incrementally for the streaming pipeline.
 """
 
 from __future__ import annotations
@@ -46,13 +41,12 @@ from engine.cues import (
     concat_audio,
     concat_video,
     grid_size,
-    normalize_video,
-    pick_events,
     video_on_grid,
 )
 from engine.dtw import DTWConfig, dtw
 from engine.errors import InvalidInputError
 from engine.timeline import US_PER_S
+from engine.warp_fit import WarpRun, build_warp, fit_pairs, locate_transitions, match_onsets
 
 #: Below this confidence an estimate is a guess, not a measurement (documented contract; the
 #: tests hold silent/static inputs under it).
@@ -81,7 +75,8 @@ class SyncConfig:
         outlier_floor_ms: Residuals below this are never rejected (onset timing is ~1 ms
             precise, video PTS exact; this absorbs codec smearing).
         frame_match_ms: Where a splice lies is narrowed with onsets too weak to match: a candidate
-            video time needs a frame within this of it (see :func:`locate_transitions`).
+            video time needs a frame within this of it (see
+            :func:`~engine.warp_fit.locate_transitions`).
         transition_margin: Novelty difference (grey levels) needed to prefer one candidate.
         min_pairs: Fewer consistent pairs than this -> no estimate (confidence 0).
         min_run_pairs: Pairs a constant-offset run needs to be kept (fewer: its pairs are outliers).
@@ -118,23 +113,6 @@ class SyncConfig:
                 raise InvalidInputError(name, f"must be positive, got {getattr(self, name)}")
         if self.min_pairs < 2:
             raise InvalidInputError("min_pairs", f"must be >= 2, got {self.min_pairs}")
-
-
-@dataclass(frozen=True)
-class WarpRun:
-    """One stretch of constant offset (between splices).
-
-    Attributes:
-        t_video_start_s: First matched video onset of the run.
-        t_video_end_s: Last matched video onset of the run.
-        offset_ms: Offset of the run (audio time at video time 0 on this run's line, minus 0).
-        n_pairs: Inlier pairs supporting it.
-    """
-
-    t_video_start_s: float
-    t_video_end_s: float
-    offset_ms: float
-    n_pairs: int
 
 
 @dataclass
@@ -297,286 +275,8 @@ def dtw_path(
     return path[inside]
 
 
-def _path_lag_at(path: np.ndarray, i: int) -> float:
-    """Median ``j - i`` over the path points in video bin ``i`` (the audio lag the path assigns)."""
-    sel = path[path[:, 0] == i]
-    if len(sel) == 0:
-        return float("nan")
-    return float(np.median(sel[:, 1] - sel[:, 0]))
-
-
-def match_onsets(
-    video: VideoCues,
-    audio: AudioCues,
-    path: np.ndarray,
-    t0_us: int,
-    config: SyncConfig,
-    t_video_range_us: tuple[int, int] | None = None,
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """Pairs video onsets with audio onsets near where the DTW path puts them.
-
-    Args:
-        video: Per-frame video novelty.
-        audio: Fine audio onset function.
-        path: DTW path on the grid starting at ``t0_us``.
-        t0_us: Time of grid bin 0.
-        config: Parameters.
-        t_video_range_us: Only video onsets with ``lo <= t < hi`` are matched.
-
-    Returns:
-        ``(t_video_us, t_audio_us, n_looked_for)``: int64 arrays of matched pairs, and how many
-        video onsets had their search window inside the audio cue.
-    """
-    cc = config.cues
-    ev = pick_events(video.t_us, normalize_video(video.novelty, cc), config.video_event_threshold,
-                     int(config.refractory_ms * 1000))
-    tv_out, ta_out, looked = [], [], 0
-    if len(ev) == 0 or len(path) == 0 or len(audio.rise_db) == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), 0
-    a_times = audio.times_us()
-    half_bin_us = 0.5 * US_PER_S / cc.cue_rate_hz
-    search_us = config.search_ms * 1000.0
-    for e in ev:
-        tv = int(video.t_us[e])
-        if t_video_range_us is not None and not (t_video_range_us[0] <= tv < t_video_range_us[1]):
-            continue
-        i = int(np.floor((tv - t0_us) * cc.cue_rate_hz / US_PER_S))
-        lag = _path_lag_at(path, i)
-        if not np.isfinite(lag):
-            continue
-        # Both cues are stamped by the bin holding their onset, so the lag maps bin to bin; the
-        # predicted audio onset is the video onset shifted by it (the search absorbs the rest).
-        pred = tv + lag * US_PER_S / cc.cue_rate_hz
-        lo, hi = pred - search_us - half_bin_us, pred + search_us + half_bin_us
-        if lo < a_times[0] or hi > a_times[-1]:
-            continue
-        looked += 1
-        k0, k1 = np.searchsorted(a_times, [lo, hi])
-        if k1 <= k0:
-            continue
-        k = k0 + int(np.argmax(audio.rise_db[k0:k1]))
-        if audio.rise_db[k] >= config.audio_event_min_rise_db:
-            tv_out.append(tv)
-            ta_out.append(int(a_times[k]))
-    return np.asarray(tv_out, np.int64), np.asarray(ta_out, np.int64), looked
-
-
 # ----------------------------------------------------------------------------------------------
-# fit
-
-
-@dataclass
-class WarpFit:
-    """Robust fit of onset pairs.
-
-    Attributes:
-        runs: Constant-offset runs in time order.
-        drift_ppm: Shared drift.
-        inliers: bool mask over the input pairs.
-        residual_rms_ms: RMS residual of the inliers.
-    """
-
-    runs: list[WarpRun]
-    drift_ppm: float
-    inliers: np.ndarray
-    residual_rms_ms: float
-
-
-def _split_runs(tv: np.ndarray, d: np.ndarray, jump_s: float) -> tuple[np.ndarray, np.ndarray]:
-    """Run label per pair (-1 = outlier). A pair is kept only if a neighbour within two places has
-    nearly the same offset (one stray match cannot fake a splice); a new run starts where the kept
-    offsets jump."""
-    n = len(d)
-    supported = np.zeros(n, bool)
-    for k in range(n):
-        for o in (-2, -1, 1, 2):
-            if 0 <= k + o < n and abs(d[k + o] - d[k]) <= jump_s:
-                supported[k] = True
-                break
-    labels = np.full(n, -1, np.int64)
-    run, prev = -1, None
-    for k in np.flatnonzero(supported):
-        if prev is None or abs(d[k] - prev) > jump_s:
-            run += 1
-        labels[k] = run
-        prev = d[k]
-    return labels, supported
-
-
-def fit_pairs(t_video_s: np.ndarray, t_audio_s: np.ndarray, config: SyncConfig) -> WarpFit | None:
-    """Fits runs of constant offset with one shared drift to onset pairs.
-
-    Args:
-        t_video_s: Video onset times, any order.
-        t_audio_s: Matching audio onset times.
-        config: Parameters (``splice_jump_ms``, ``outlier_floor_ms``, ``min_pairs``, ...).
-
-    Returns:
-        The fit, or None when fewer than ``config.min_pairs`` pairs are consistent.
-    """
-    order = np.argsort(t_video_s, kind="stable")
-    tv = np.asarray(t_video_s, np.float64)[order]
-    ta = np.asarray(t_audio_s, np.float64)[order]
-    inl_sorted = np.zeros(len(tv), bool)
-    if len(tv) < config.min_pairs:
-        return None
-    d = ta - tv
-    labels, _ = _split_runs(tv, d, config.splice_jump_ms / 1000.0)
-    keep = labels >= 0
-    if keep.sum() < config.min_pairs:
-        return None
-    span = tv[keep].max() - tv[keep].min()
-    fit_drift = span >= config.min_drift_span_s
-    slope, offsets = 0.0, {}
-    for _ in range(4):
-        runs = sorted(set(labels[keep]))
-        col = {r: c for c, r in enumerate(runs)}
-        A = np.zeros((int(keep.sum()), len(runs) + int(fit_drift)))
-        rows = np.flatnonzero(keep)
-        for row, k in enumerate(rows):
-            A[row, col[labels[k]]] = 1.0
-            if fit_drift:
-                A[row, -1] = tv[k]
-        sol, *_ = np.linalg.lstsq(A, d[rows], rcond=None)
-        slope = float(sol[-1]) if fit_drift else 0.0
-        offsets = {r: float(sol[col[r]]) for r in runs}
-        pred = np.array([offsets.get(labels[k], np.nan) for k in range(len(tv))]) + slope * tv
-        res = d - pred
-        mad = np.median(np.abs(res[keep])) * 1.4826
-        thr = max(config.outlier_floor_ms / 1000.0, 3.0 * mad)
-        new_keep = (labels >= 0) & (np.abs(np.nan_to_num(res, nan=np.inf)) <= thr)
-        # A run needs a few pairs of its own: two stray matches that happen to agree must not
-        # become a splice.
-        for r in runs:
-            if (new_keep & (labels == r)).sum() < config.min_run_pairs:
-                new_keep &= labels != r
-        if new_keep.sum() < config.min_pairs:
-            return None
-        if np.array_equal(new_keep, keep):
-            break
-        keep = new_keep
-    inl_sorted[:] = keep
-    rms = float(np.sqrt(np.mean(res[keep] ** 2))) * 1000.0
-    drift_ppm = float(np.clip(slope * 1e6, -config.max_drift_ppm, config.max_drift_ppm))
-    # Neighbouring runs that ended up at the same offset were one run with a stray pair between.
-    out: list[WarpRun] = []
-    for r in sorted(set(labels[keep])):
-        sel = keep & (labels == r)
-        run = WarpRun(float(tv[sel].min()), float(tv[sel].max()), offsets[r] * 1000.0, int(sel.sum()))
-        if out and abs(out[-1].offset_ms - run.offset_ms) <= config.splice_jump_ms / 2:
-            prev = out[-1]
-            n = prev.n_pairs + run.n_pairs
-            out[-1] = WarpRun(prev.t_video_start_s, run.t_video_end_s,
-                              (prev.offset_ms * prev.n_pairs + run.offset_ms * run.n_pairs) / n, n)
-        else:
-            out.append(run)
-    inliers = np.zeros(len(tv), bool)
-    inliers[order] = inl_sorted
-    return WarpFit(out, drift_ppm, inliers, rms)
-
-
-def locate_transitions(
-    runs: list[WarpRun], drift_ppm: float, video: VideoCues, audio: AudioCues, config: SyncConfig
-) -> list[tuple[float, float]]:
-    """Narrows where each splice lies, between the last onset of one run and the first of the next.
-
-    Matched pairs only bracket a splice; onsets that were too weak to match (e.g. a small object
-    appearing) still sit in the gap and would land on the wrong line if the step were put blindly
-    in the middle. Each strong audio onset in the gap is either an event of the earlier run (video
-    time ``va`` on its line) or of the later one (``vb``); where only one is inside the gap, or the
-    video changes clearly more at one of them, it is assigned and moves the bound: the splice lies
-    after every earlier-run event and at/before every later-run event.
-
-    Returns:
-        One ``(lo_s, hi_s)`` video-time interval per pair of neighbouring runs.
-    """
-    scale = 1.0 + drift_ppm * 1e-6
-    cc = config.cues
-    out = []
-    a_t = audio.times_us()
-    onsets = pick_events(a_t, audio.rise_db, config.audio_event_min_rise_db, int(config.refractory_ms * 1000))
-    u_s = a_t[onsets] / US_PER_S if len(onsets) else np.zeros(0)
-    vt_s = video.t_us / US_PER_S
-    guard_s = 2.0 * config.search_ms / 1000.0
-
-    def visual_score(t: float) -> float:
-        # A video event sits exactly on a frame PTS, and the fitted lines are ~1 ms precise: a
-        # candidate with no frame within a few ms cannot be one; otherwise score how much that
-        # frame's change stands out from its neighbours'.
-        if len(vt_s) == 0:
-            return -np.inf
-        j = int(np.argmin(np.abs(vt_s - t)))
-        if abs(vt_s[j] - t) > config.frame_match_ms / 1000.0:
-            return -np.inf
-        around = video.novelty[max(0, j - 6) : j + 7]
-        return float(video.novelty[j] - np.median(around))
-
-    for a, b in zip(runs[:-1], runs[1:]):
-        lo, hi = a.t_video_end_s, b.t_video_start_s
-        for u in u_s:
-            va = (u - a.offset_ms / 1000.0) / scale
-            vb = (u - b.offset_ms / 1000.0) / scale
-            if abs(va - a.t_video_end_s) <= guard_s or abs(vb - b.t_video_start_s) <= guard_s:
-                continue  # the sound of one of the two bracketing matches
-            sa = visual_score(va) if a.t_video_end_s < va < b.t_video_start_s else -np.inf
-            sb = visual_score(vb) if a.t_video_end_s < vb < b.t_video_start_s else -np.inf
-            if not np.isfinite(max(sa, sb)) or abs(sa - sb) < config.transition_margin:
-                continue  # no place for it in the gap, or no visual evidence either way
-            in_a, in_b = sa > sb, sb > sa
-            if in_a and not in_b:
-                lo = max(lo, va)
-            elif in_b and not in_a:
-                hi = min(hi, vb)
-        if hi < lo:  # conflicting evidence: fall back to the bracket the matches give
-            lo, hi = a.t_video_end_s, b.t_video_start_s
-        out.append((lo, hi))
-    return out
-
-
-def build_warp(
-    runs: list[WarpRun],
-    drift_ppm: float,
-    t_start_s: float,
-    t_end_s: float,
-    transitions: list[tuple[float, float]] | None = None,
-) -> np.ndarray:
-    """Piecewise-linear warp rows ``(t_video_s, t_audio_s)`` covering ``[t_start_s, t_end_s]``.
-
-    Inside a run the warp is that run's line. Between runs the change is placed in the middle of
-    the interval where the splice lies (``transitions``, default: between the runs' last and first
-    onsets). Where the audio jumps later it is a step (two rows 1 ms apart). Where it jumps earlier
-    a monotonic warp cannot step back: it holds still for as long as the jump (the audio there is
-    heard twice), centred in the interval; if the interval is shorter than the jump, onsets near it
-    are off by at most the excess.
-    """
-    scale = 1.0 + drift_ppm * 1e-6
-
-    def line(run: WarpRun, t: float) -> float:
-        return run.offset_ms / 1000.0 + t * scale
-
-    if transitions is None:
-        transitions = [(a.t_video_end_s, b.t_video_start_s) for a, b in zip(runs[:-1], runs[1:])]
-    t_start_s = min(t_start_s, runs[0].t_video_start_s)
-    t_end_s = max(t_end_s, runs[-1].t_video_end_s)
-    pts = [(t_start_s, line(runs[0], t_start_s))]
-    for (a, b), (lo, hi) in zip(zip(runs[:-1], runs[1:]), transitions):
-        if b.offset_ms >= a.offset_ms:
-            mid = 0.5 * (lo + hi)
-            eps = min(5e-4, 0.25 * max(hi - lo, 1e-6))
-            pts += [(mid - eps, line(a, mid - eps)), (mid + eps, line(b, mid + eps))]
-        else:
-            hold_s = (a.offset_ms - b.offset_ms) / 1000.0 / scale
-            p = 0.5 * (lo + hi - hold_s)
-            pts += [(p, line(a, p)), (p + hold_s, line(a, p))]
-    pts.append((t_end_s, line(runs[-1], t_end_s)))
-    w = np.asarray(pts, np.float64)
-    # Strictly increasing video times (drop rows that fall behind), non-decreasing audio times.
-    keep = np.concatenate([[True], w[1:, 0] > np.maximum.accumulate(w[:, 0])[:-1]])
-    w = w[keep]
-    w[:, 1] = np.maximum.accumulate(w[:, 1])
-    if len(w) == 1:
-        w = np.vstack([w, [w[0, 0] + 1.0, w[0, 1] + scale]])
-    return w
+# estimate
 
 
 def _confidence(n_inliers: int, n_looked: int, rms_ms: float, config: SyncConfig) -> float:
@@ -722,153 +422,3 @@ def estimate_sync(source: str, config: SyncConfig | None = None) -> SyncEstimate
     config = config or SyncConfig()
     video, audio, end_us = extract_cues(source, config)
     return estimate_from_cues(video, audio, config, t_start_us=0, t_end_us=end_us)
-
-
-# ----------------------------------------------------------------------------------------------
-# streaming
-
-
-class SyncTracker:
-    """Incremental sync estimation over a segment stream, with bounded state.
-
-    Feed segments in order with :meth:`push`; the estimate (offset, drift, warp) is refined after
-    each. Cues are kept for the last ``window_s`` seconds only; onset pairs (the evidence the fit
-    uses) for at most ``max_pairs`` of the most recent onsets. A video onset is matched once its
-    audio counterpart is surely buffered (``max_offset_ms + search_ms`` of audio past it), or at
-    the final segment.
-
-    Args:
-        config: Parameters (as for the offline estimate, which this converges to).
-        window_s: Cue window the coarse search and DTW run over; must exceed ``4 × max_offset``.
-        max_pairs: Onset pairs kept for the fit.
-
-    Example:
-        >>> tracker = SyncTracker()
-        >>> for seg in iter_segments("clip.mp4", MediaConfig(video_width=64, video_height=48)):
-        ...     est = tracker.push(seg)
-        >>> est.offset_ms, est.warp_at(3.0)
-    """
-
-    def __init__(self, config: SyncConfig | None = None, *, window_s: float = 20.0, max_pairs: int = 512) -> None:
-        self.config = config or SyncConfig()
-        self.config.validate()
-        if window_s * 1000.0 < 4 * (self.config.max_offset_ms + self.config.search_ms):
-            raise InvalidInputError("window_s", f"must be >= 4 x (max_offset + search) = "
-                                    f"{4 * (self.config.max_offset_ms + self.config.search_ms) / 1000:.1f} s")
-        if max_pairs < self.config.full_support_pairs:
-            raise InvalidInputError("max_pairs", f"must be >= full_support_pairs ({self.config.full_support_pairs})")
-        self.window_us = int(window_s * US_PER_S)
-        self.max_pairs = max_pairs
-        self._ax: AudioCueExtractor | None = None
-        self._vx = VideoCueExtractor(self.config.cues)
-        self._audio: AudioCues | None = None
-        self._video = VideoCues(np.zeros(0, np.int64), np.zeros(0, np.float32))
-        self._tv = np.zeros(0, np.int64)
-        self._ta = np.zeros(0, np.int64)
-        self._looked: list[tuple[int, int]] = []  # (t_video_us chunk end, onsets looked for)
-        self._matched_until_us: int | None = None
-        self._t_start_us: int | None = None
-        self._t_end_us = 0
-        self._estimate: SyncEstimate | None = None
-        self._transition_cache: dict[tuple[float, float], tuple[float, float]] = {}
-
-    @property
-    def state_size(self) -> dict[str, int]:
-        """Sizes of everything the tracker holds (bounded by ``window_s`` and ``max_pairs``)."""
-        return {
-            "audio_cue_frames": 0 if self._audio is None else len(self._audio.rise_db),
-            "video_cue_frames": len(self._video.t_us),
-            "pairs": len(self._tv),
-            "looked_records": len(self._looked),
-        }
-
-    def push(self, segment) -> SyncEstimate:
-        """Adds one :class:`~engine.media.Segment` and returns the refined estimate."""
-        cc = self.config.cues
-        if self._t_start_us is None:
-            self._t_start_us = segment.t_start_us
-            self._matched_until_us = segment.t_start_us
-        self._t_end_us = max(self._t_end_us, segment.t_end_us)
-        if segment.audio is not None:
-            if self._ax is None:
-                self._ax = AudioCueExtractor(segment.audio_rate_hz, cc)
-            chunk = self._ax.push(segment.audio, segment.t_start_us)
-            self._audio = chunk if self._audio is None else concat_audio([self._audio, chunk])
-        if segment.video is not None and len(segment.video_t_us):
-            self._video = concat_video([self._video, self._vx.push(segment.video, segment.video_t_us)])
-        self._update(final=segment.is_final)
-        return self.estimate()
-
-    def estimate(self) -> SyncEstimate:
-        """Current estimate (confidence 0 and identity warp before there is evidence)."""
-        if self._estimate is None:
-            t0 = (self._t_start_us or 0) / US_PER_S
-            return _no_estimate(t0, self._t_end_us / US_PER_S, None)
-        return self._estimate
-
-    def warp_at(self, t_video_s: float) -> float:
-        """Audio time for a video time under the warp in force now."""
-        return self.estimate().warp_at(t_video_s)
-
-    def _update(self, final: bool) -> None:
-        cfg = self.config
-        if self._audio is None or len(self._audio.rise_db) == 0:
-            return
-        margin_us = int((cfg.max_offset_ms + cfg.search_ms) * 1000) + US_PER_S // 10
-        ready_us = self._t_end_us if final else min(self._t_end_us, self._audio.t_end_us) - margin_us
-        if ready_us > self._matched_until_us:
-            win_t0 = max(self._t_start_us, self._t_end_us - self.window_us)
-            est, (tv, ta, looked) = _estimate(
-                self._video, self._audio, cfg, win_t0, self._t_end_us, (self._matched_until_us, ready_us), False,
-                extra_pairs=(np.zeros(0, np.int64), np.zeros(0, np.int64), 0),
-            )
-            self._tv = np.concatenate([self._tv, tv])[-self.max_pairs :]
-            self._ta = np.concatenate([self._ta, ta])[-self.max_pairs :]
-            self._looked.append((ready_us, looked))
-            self._matched_until_us = ready_us
-            self._refit()
-        self._trim()
-
-    def _refit(self) -> None:
-        cfg = self.config
-        # Onsets looked for, counted over the span the kept pairs cover, for the agreement factor.
-        first = int(self._tv[0]) if len(self._tv) else self._matched_until_us
-        self._looked = [(t, n) for t, n in self._looked if t > first] or self._looked[-1:]
-        looked = sum(n for _, n in self._looked)
-        tv_s, ta_s = self._tv / US_PER_S, self._ta / US_PER_S
-        fit = fit_pairs(tv_s, ta_s, cfg)
-        t0, t1 = self._t_start_us / US_PER_S, self._t_end_us / US_PER_S
-        if fit is None:
-            self._estimate = _no_estimate(t0, t1, None)
-            return
-        n_in = int(fit.inliers.sum())
-        conf = _confidence(n_in, looked, fit.residual_rms_ms, cfg)
-        warp = build_warp(fit.runs, fit.drift_ppm, t0, t1, self._transitions(fit))
-        self._estimate = SyncEstimate(fit.runs[0].offset_ms, fit.drift_ppm, conf, warp, fit.runs, n_in, None)
-
-    def _transitions(self, fit: WarpFit) -> list[tuple[float, float]]:
-        # Splices are narrowed with the buffered cues while their gap is inside the window; the
-        # result is kept (one entry per current splice) for when those cues are gone.
-        out, cache = [], {}
-        buf_t0_s = min(self._audio.t0_us, int(self._video.t_us[0]) if len(self._video.t_us) else self._audio.t0_us) / US_PER_S
-        for a, b in zip(fit.runs[:-1], fit.runs[1:]):
-            key = (round(a.t_video_end_s, 4), round(b.t_video_start_s, 4))
-            if key in self._transition_cache:
-                cache[key] = self._transition_cache[key]
-            elif a.t_video_end_s - 2 * self.config.max_offset_ms / 1000.0 >= buf_t0_s:
-                cache[key] = locate_transitions([a, b], fit.drift_ppm, self._video, self._audio, self.config)[0]
-            out.append(cache.get(key, key))
-        self._transition_cache = cache
-        return out
-
-    def _trim(self) -> None:
-        # Cues older than the window are dropped, but never video not yet matched.
-        cut_us = min(self._t_end_us - self.window_us, self._matched_until_us)
-        if self._audio is not None and self._audio.t0_us < cut_us:
-            drop = int((cut_us - self._audio.t0_us) * self._audio.rate_hz // US_PER_S)
-            if drop > 0:
-                t0 = self._audio.t0_us + int(round(drop * US_PER_S / self._audio.rate_hz))
-                self._audio = AudioCues(t0, self._audio.rate_hz, self._audio.rise_db[drop:].copy())
-        keep = self._video.t_us >= cut_us
-        if not keep.all():
-            self._video = VideoCues(self._video.t_us[keep], self._video.novelty[keep])

@@ -84,8 +84,9 @@ class SegmentTokens:
     Attributes:
         audio: Run-length merged audio tokens (exact frame-centre ``t_us``).
         video: Keyframe + merged region tokens (exact frame ``t_us``, ``row``, ``col``).
-        audio_embedding: float32 [D_audio] mean of the segment's log-mel frames (search vector).
-        video_embedding: float32 [D_video] mean of the kept region features (search vector).
+        audio_embedding: float32 [2·D_audio] search vector: per-dimension mean and standard
+            deviation of the segment's standardized log-mel frames, L2-normalized.
+        video_embedding: float32 [2·D_video] the same over the segment's kept region tokens.
     """
 
     audio: AudioTokens | None
@@ -263,7 +264,7 @@ class Tokenizer:
             x = self.audio_norm(feats.values) if self.audio_norm else feats.values
             codes = np.asarray(self.audio_rvq.encode(x))
             audio = merge_audio_runs(codes, feats.t_us, self._hop_us, self.config.compression.audio_match_stages)
-            audio_emb = x.mean(axis=0).astype(np.float32)
+            audio_emb = pooled_embedding(x)
         if segment.video is not None and segment.n_video_frames > 0:
             if self.video_rvq is None:
                 raise InvalidInputError("video", f"segment {segment.stream_id}#{segment.index} has video but the codebooks have none")
@@ -274,13 +275,32 @@ class Tokenizer:
             n_frames = int(feats.frame_index.max()) + 1
             keyframes = select_keyframes(feats.values.reshape(n_frames, -1), self.config.compression)
             video = merge_regions(feats, codes, keyframes, segment.duration_us, self.config.compression)
-            video_emb = video.values.mean(axis=0).astype(np.float32)
+            video_emb = pooled_embedding(video.values)
         return SegmentTokens(audio=audio, video=video, audio_embedding=audio_emb, video_embedding=video_emb)
+
+    @property
+    def audio_embedding_dim(self) -> int:
+        return 2 * self.audio_extractor.dim
+
+    @property
+    def video_embedding_dim(self) -> int:
+        return 2 * self.video_extractor.dim
 
     @property
     def _hop_us(self) -> int:
         c = self.config.log_mel
         return c.hop_samples * 1_000_000 // c.sample_rate_hz
+
+
+def pooled_embedding(x: np.ndarray) -> np.ndarray:
+    """Segment search vector: [mean, std] over rows, L2-normalized (float32 [2·D]).
+
+    Mean alone blurs segments of similar average spectrum together; the spread keeps events
+    (bursts, cuts) visible. Cosine similarity of these is what search ranks by.
+    """
+    v = np.concatenate([x.mean(axis=0), x.std(axis=0)]).astype(np.float32)
+    n = float(np.linalg.norm(v))
+    return v / n if n > 0 else v
 
 
 def _codebook_version(*parts: ResidualVQ | FeatureNormalizer | None) -> str:

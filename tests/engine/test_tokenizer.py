@@ -46,7 +46,8 @@ def test_tokens_keep_exact_source_timestamps(fitted):
         assert np.all((out.video.t_us >= seg.t_start_us) & (out.video.t_us < seg.t_end_us))
         assert out.video.tokens_out <= SMALL.compression.budget_tokens_per_s * seg.duration_us / 1e6
         assert out.audio.compression_ratio >= 1.0 and out.video.compression_ratio > 1.0
-        assert out.audio_embedding.shape == (80,) and out.video_embedding.shape == (16,)
+        assert out.audio_embedding.shape == (160,) and out.video_embedding.shape == (32,)
+        assert abs(np.linalg.norm(out.audio_embedding) - 1) < 1e-5
 
 
 def test_codebook_version_changes_with_codebooks(fitted, tmp_path):
