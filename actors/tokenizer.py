@@ -15,8 +15,11 @@ bad stream never stops the others.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
+from actors.faults import maybe_fail
 from engine.records import tokenize_records
 
 
@@ -34,9 +37,10 @@ class TokenizeSegments:
     Args:
         codebooks_dir: Folder written by ``omnialign rvq fit`` / ``Tokenizer.save``.
         thumbnail_px: Longest side of the keyframe JPEG thumbnails.
+        fault_injection: Test hook, see :mod:`actors.faults`.
     """
 
-    def __init__(self, codebooks_dir: str, thumbnail_px: int = 160) -> None:
+    def __init__(self, codebooks_dir: str, thumbnail_px: int = 160, fault_injection: tuple | None = None) -> None:
         import ray
         import torch
 
@@ -48,9 +52,15 @@ class TokenizeSegments:
         torch.set_num_threads(1)  # one core per actor: parallelism comes from the pool
         self.tokenizer = Tokenizer.load(codebooks_dir, device=self.device)
         self.thumbnail_px = thumbnail_px
+        self.fault_injection = fault_injection
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
         n = len(batch["segment_index"])
         recs = [{k: v[i] for k, v in batch.items()} for i in range(n)]
+        for rec in recs:
+            maybe_fail(self.fault_injection, "tokenizer", rec["segment_index"])
         rows = tokenize_records(self.tokenizer, recs, self.thumbnail_px)
+        now = time.time()
+        for row in rows:
+            row["wall_tokenized"] = now
         return {k: [r[k] for r in rows] for k in rows[0]} if rows else {}

@@ -22,6 +22,17 @@ TOKEN_COLUMNS = ("audio_codes", "audio_t_us", "audio_dur_us", "video_codes", "vi
                  "video_col", "keyframe_t_us", "keyframe_jpeg", "audio_emb", "video_emb")
 
 
+def null_to_none(value):
+    """None for a missing value however a batch format spelled it (None, NaN, pandas NA)."""
+    if value is None:
+        return None
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, np.floating) and np.isnan(value):
+        return None
+    return value
+
+
 def segment_to_record(seg: Segment, source_uri: str) -> dict:
     """A decoded segment as a record (raw audio and frames included)."""
     return {
@@ -92,8 +103,8 @@ def tokenize_record(tokenizer: Tokenizer, rec: dict, thumbnail_px: int = 160) ->
         "video_col": v.col.astype(np.int16) if v else empty_i16,
         "keyframe_t_us": seg.video_t_us[kf] if v is not None else empty_i64,
         "keyframe_jpeg": jpeg_thumbnails(seg.video[kf], thumbnail_px) if v is not None else [],
-        "audio_emb": tok.audio_embedding,
-        "video_emb": tok.video_embedding,
+        "audio_emb": tok.audio_embedding if tok.audio_embedding is not None else _ABSENT,
+        "video_emb": tok.video_embedding if tok.video_embedding is not None else _ABSENT,
         "tokens_in": (a.tokens_in if a else 0) + (v.tokens_in if v else 0),
         "tokens_out": (a.tokens_out if a else 0) + (v.tokens_out if v else 0),
         "codebook_version": tokenizer.codebook_version,
@@ -103,8 +114,13 @@ def tokenize_record(tokenizer: Tokenizer, rec: dict, thumbnail_px: int = 160) ->
 
 def failed_token_record(tokenizer: Tokenizer, error: Exception) -> dict:
     """Token columns of a segment that failed to tokenize: no tokens, the reason kept."""
-    return {**{k: None for k in TOKEN_COLUMNS}, "tokens_in": 0, "tokens_out": 0,
+    return {**{k: _ABSENT for k in TOKEN_COLUMNS}, "keyframe_jpeg": [], "tokens_in": 0, "tokens_out": 0,
             "codebook_version": tokenizer.codebook_version, "error": f"{type(error).__name__}: {error}"}
+
+
+#: An absent array value. Empty arrays rather than None: Ray Data cannot concatenate blocks
+#: whose tensor column is null in one block and a tensor in another.
+_ABSENT = np.zeros(0, np.float32)
 
 
 def tokenize_records(tokenizer: Tokenizer, recs: list[dict], thumbnail_px: int = 160) -> list[dict]:
@@ -118,4 +134,16 @@ def tokenize_records(tokenizer: Tokenizer, recs: list[dict], thumbnail_px: int =
             out.append({**base, **tokenize_record(tokenizer, rec, thumbnail_px)})
         except OmniAlignError as exc:  # this segment fails alone, with its reason on the row
             out.append({**base, **failed_token_record(tokenizer, exc)})
+    for r in out:  # a null transcript may arrive as None or NaN depending on the batch format
+        t = null_to_none(r.get("transcript"))
+        r["transcript"] = t if isinstance(t, str) and t else None
+    texts = [(i, r["transcript"]) for i, r in enumerate(out) if r["transcript"]]
+    if texts:
+        from engine.text_embed import get_text_embedder
+
+        embs = get_text_embedder().embed([t for _, t in texts])
+        for (i, _), emb in zip(texts, embs):
+            out[i]["text_emb"] = emb
+    for r in out:
+        r.setdefault("text_emb", _ABSENT)
     return out

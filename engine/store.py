@@ -58,6 +58,8 @@ files that many appends leave behind.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -476,7 +478,9 @@ class SegmentStore:
         self.config = config
         self.schema = segment_schema(config)
         Path(config.db_dir).mkdir(parents=True, exist_ok=True)
-        self._db = lancedb.connect(str(config.db_dir))
+        # Strong consistency: every read sees commits made by other processes (the writer actor),
+        # not the version this handle first opened.
+        self._db = lancedb.connect(str(config.db_dir), read_consistency_interval=timedelta(0))
         self._where = f"{config.db_dir}/{config.table}"
         try:
             self.table = self._db.open_table(config.table)
@@ -487,6 +491,31 @@ class SegmentStore:
             except ValueError as exc:  # lost a creation race to a writer with another schema
                 raise SchemaMismatchError(self._where, str(exc)) from None
         self._check_schema(self.table.schema)
+
+    @classmethod
+    def open(cls, db_dir: str | Path, table: str = "segments") -> "SegmentStore":
+        """Opens an existing table, reading its shape (dims, code widths) from its schema.
+
+        Raises:
+            StoreError: There is no such table (nothing was ingested there yet).
+        """
+        import lancedb
+
+        if not Path(db_dir).is_dir():
+            raise StoreError(str(db_dir), "no such database folder (ingest something first)")
+        db = lancedb.connect(str(db_dir))
+        try:
+            schema = db.open_table(table).schema
+        except (FileNotFoundError, ValueError):
+            raise StoreError(f"{db_dir}/{table}", "no such table (ingest something first)") from None
+
+        def width(name: str) -> int:
+            t = schema.field(name).type
+            return t.value_type.list_size if pa.types.is_list(t) else t.list_size
+
+        return cls(StoreConfig(db_dir=db_dir, table=table, audio_emb_dim=width("audio_emb"),
+                               video_emb_dim=width("video_emb"), text_emb_dim=width("text_emb"),
+                               audio_num_quantizers=width("audio_codes"), video_num_quantizers=width("video_codes")))
 
     def _check_schema(self, actual: pa.Schema) -> None:
         if actual.equals(self.schema, check_metadata=False):

@@ -278,6 +278,16 @@ class Tokenizer:
             video_emb = pooled_embedding(video.values)
         return SegmentTokens(audio=audio, video=video, audio_embedding=audio_emb, video_embedding=video_emb)
 
+    def embed_audio(self, samples: np.ndarray, t_start_us: int = 0) -> np.ndarray:
+        """Search vector of a mono 16 kHz clip, computed exactly as for ingested segments."""
+        x = self.audio_extractor.extract(samples, t_start_us).values
+        return pooled_embedding(self.audio_norm(x) if self.audio_norm else x)
+
+    def embed_frames(self, frames: np.ndarray, t_us: np.ndarray) -> np.ndarray:
+        """Search vector of RGB frames [F, H, W, 3] (e.g. one image), as for ingested video."""
+        feats = self.video_extractor.extract(frames, t_us)
+        return pooled_embedding(self.video_norm(feats.values) if self.video_norm else feats.values)
+
     @property
     def audio_embedding_dim(self) -> int:
         return 2 * self.audio_extractor.dim

@@ -1,7 +1,9 @@
 """``make demo`` / ``omnialign demo``: the main job end to end on embedded defaults.
 
-Current stage: synthesize a clip with a known A/V offset and drift, decode it into segments on
-the unified timeline, and print the segment table with the ground truth beside it.
+1. Synthesize three clips with different, known A/V offsets (and drift), each with a transcript
+   sidecar; 2. fit RVQ codebooks on them; 3. ingest all three *live* (real-time pace) in parallel
+   through the Ray pipeline into a local LanceDB folder; 4. print the rows per stream with the
+   estimated vs true offsets; 5. run a text search; 6. write a PNG of the sync warps.
 """
 
 from __future__ import annotations
@@ -10,34 +12,125 @@ import time
 from pathlib import Path
 
 from omnialign.commands.common import print_table
-from omnialign.commands.segments import SEGMENT_COLUMNS, segment_row
+
+CLIPS = (
+    # offset_ms, drift_ppm, (sentence for the first half, sentence for the second half)
+    (120.0, 200.0, ("the orchestra tunes before the concert", "a violin solo opens the second movement")),
+    (-250.0, 0.0, ("heavy rain floods the city streets", "firefighters pump water out of a basement")),
+    (300.0, -400.0, ("a red kite circles above the harbour", "fishing boats return with the evening catch")),
+)
+DURATION_S = 12.0
+
+
+def _srt(first: str, second: str, duration_s: float) -> str:
+    half = duration_s / 2
+
+    def ts(t: float) -> str:
+        ms = int(round(t * 1000))
+        return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
+
+    return f"1\n{ts(0)} --> {ts(half)}\n{first}\n\n2\n{ts(half)} --> {ts(duration_s)}\n{second}\n"
 
 
 def run_demo(out_dir: str) -> int:
     """Runs the demo in ``out_dir``; returns an exit status."""
-    from engine.media import MediaConfig, SegmentReader
+    from engine.media import MediaConfig, iter_segments
+    from engine.search import SearchQuery, search
+    from engine.sources import default_stream_id
     from engine.synth import SynthSpec, synthesize
+    from engine.tokenizer import Tokenizer
 
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    spec = SynthSpec(duration_s=10.0, offset_ms=120.0, drift_ppm=200.0, speech=True, seed=7)
-    clip = out / "demo_clip.mp4"
-    truth = synthesize(spec, clip)
-    truth.write_json(out / "demo_clip.truth.json")
-    print(f"synthesized {clip}: {spec.duration_s:.0f} s, {spec.width}x{spec.height}@{spec.fps:g} fps H.264 + "
-          f"{spec.sample_rate_hz} Hz AAC, true offset {spec.offset_ms:+.0f} ms, drift {spec.drift_ppm:+.0f} ppm, "
-          f"{len(truth.events)} paired A/V events")
+    db = out / "lancedb"
+    if db.exists():
+        import shutil
+
+        shutil.rmtree(db)  # the demo starts from an empty table every time
+    clips, truths = [], {}
+    for i, (offset_ms, drift_ppm, (first, second)) in enumerate(CLIPS):
+        path = out / f"clip{i}.mp4"
+        spec = SynthSpec(duration_s=DURATION_S, offset_ms=offset_ms, drift_ppm=drift_ppm, speech=True, seed=100 + i)
+        synthesize(spec, path).write_json(out / f"clip{i}.truth.json")
+        path.with_suffix(".srt").write_text(_srt(first, second, DURATION_S))
+        clips.append(str(path))
+        truths[default_stream_id(str(path))] = spec
+    print(f"1. synthesized {len(clips)} clips of {DURATION_S:.0f} s (H.264 + AAC, transcripts) in {out}")
 
     t0 = time.perf_counter()
+    segs = (s for c in clips for s in iter_segments(c, MediaConfig(video_max_fps=5)))
+    tok = Tokenizer.fit(segs)
+    tok.save(db / "codebooks")
+    print(f"2. fitted RVQ codebooks {tok.codebook_version} ({tok.config.audio_quantizers}x{tok.config.audio_codebook_size} "
+          f"audio, {tok.config.video_quantizers}x{tok.config.video_codebook_size} video) in {time.perf_counter() - t0:.1f} s")
+
+    from actors.pipeline import run_ingest
+    from engine.pipeline import PipelineConfig
+    from omnialign.commands.ingest import init_ray
+
+    init_ray(None)
+    print(f"3. ingesting the {len(clips)} clips live (real-time pace) in parallel on local Ray ...")
+    config = PipelineConfig(db_dir=str(db), codebooks_dir=str(db / "codebooks"), live=True)
+    summary = run_ingest(clips, config)
     rows = []
-    with SegmentReader(str(clip), MediaConfig(segment_s=2.0)) as reader:
-        info = reader.info
-        for seg in reader:
-            rows.append(segment_row(seg))
-    wall = time.perf_counter() - t0
-    media_s = rows[-1]["t_end_us"] / 1e6
-    print(f"decoded {info.stream_id}: audio {info.audio_in_rate_hz} Hz -> 16000 Hz mono, video {info.width}x{info.height} "
-          f"@ {info.video_fps:g} fps")
-    print_table(rows, SEGMENT_COLUMNS)
-    print(f"{len(rows)} segments, {media_s:.2f} s of media in {wall:.2f} s ({media_s / wall:.0f}x real time)")
-    return 0
+    for s in summary.streams:
+        spec = truths[s.stream_id]
+        rows.append({"stream_id": s.stream_id, "rows": s.segments_written,
+                     "true_offset_ms": f"{spec.offset_ms:+.1f}", "est_offset_ms": _f(s.offset_ms, "+.1f"),
+                     "error_ms": _f(None if s.offset_ms is None else s.offset_ms - spec.offset_ms, "+.2f"),
+                     "true_drift_ppm": f"{spec.drift_ppm:+.0f}", "est_drift_ppm": _f(s.drift_ppm, "+.0f"),
+                     "confidence": _f(s.confidence, ".2f")})
+    print_table(rows, ("stream_id", "rows", "true_offset_ms", "est_offset_ms", "error_ms", "true_drift_ppm",
+                       "est_drift_ppm", "confidence"))
+    print(f"   {summary.rows_total} rows in {summary.wall_s:.1f} s wall for {summary.media_s:.0f} s of media")
+
+    from engine.store import SegmentStore
+
+    query = "a bird flying over the port"
+    hits = search(SegmentStore.open(db), SearchQuery(text=query, k=3))
+    print(f"4. search {query!r}:")
+    print_table([{"rank": i + 1, "stream_id": h.stream_id, "segment": h.segment_index,
+                  "from_s": f"{h.t_start_us / 1e6:.1f}", "via": h.retrieval, "transcript": h.transcript or ""}
+                 for i, h in enumerate(hits)], ("rank", "stream_id", "segment", "from_s", "via", "transcript"))
+
+    png = out / "sync_warps.png"
+    _plot_warps(db, truths, png)
+    print(f"5. wrote {png} (estimated vs true A/V warp per stream)")
+    failed = [s for s in summary.streams if s.error]
+    return 1 if failed else 0
+
+
+def _f(v, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def _plot_warps(db: Path, truths: dict, png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from engine.search import SearchQuery, search
+    from engine.store import SegmentStore
+
+    store = SegmentStore.open(db)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for i, (sid, spec) in enumerate(truths.items()):
+        hits = search(store, SearchQuery(stream_id=sid, k=1000))
+        last = store.get(sid, max(h.segment_index for h in hits)) if hits else None
+        t = np.linspace(0, spec.duration_s, 50)
+        truth = np.array([spec.audio_time_s(x) for x in t]) - t
+        color = f"C{i}"
+        ax.plot(t, truth * 1000, "--", color=color, alpha=0.6, label=f"{sid} true")
+        if last is not None and len(last.warp):
+            w = np.asarray(last.warp)
+            ax.plot(w[:, 0], (w[:, 1] - w[:, 0]) * 1000, "-o", color=color, ms=3, label=f"{sid} estimated")
+    ax.set_xlabel("video time (s)")
+    ax.set_ylabel("audio − video (ms)")
+    ax.set_title("A/V sync warps: estimated online (solid) vs ground truth (dashed)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)

@@ -66,7 +66,7 @@ def test_console_script_prints_one_line_and_no_traceback(tmp_path):
     assert proc.returncode == 1 and "unsupported URL scheme" in proc.stderr and "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("command", [[], ["synth"], ["segments"], ["demo"]])
+@pytest.mark.parametrize("command", [[], ["synth"], ["segments"], ["sync"], ["rvq"], ["rvq", "fit"], ["rvq", "encode"], ["ingest"], ["search"], ["demo"]])
 def test_help_for_every_command(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args([*command, "--help"])
@@ -74,8 +74,13 @@ def test_help_for_every_command(command, capsys):
     assert "usage: omnialign" in capsys.readouterr().out
 
 
-def test_demo_prints_the_segment_table(tmp_path, capsys):
+@pytest.mark.slow
+def test_demo_runs_the_pipeline_end_to_end(ray_local, tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "true offset +120 ms" in out and "5 segments" in out
-    assert (tmp_path / "demo_clip.mp4").exists()
+    assert "18 rows" in out and "a red kite circles above the harbour" in out.split("4. search")[1]
+    for line in out.splitlines():
+        if line.strip().startswith("clip") and "-" in line.split()[0]:
+            error_ms = float(line.split()[4])
+            assert abs(error_ms) <= 10.0  # estimated vs true offset, per stream
+    assert (tmp_path / "sync_warps.png").stat().st_size > 10_000

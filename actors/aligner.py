@@ -1,0 +1,119 @@
+"""Per-stream sync state in stateful actors, and the pipeline stage that reads it.
+
+Every stream's :class:`~engine.sync_tracker.SyncTracker` lives in one :class:`AlignerActor`,
+chosen by a stable hash of the stream id (consistent routing), so its offset / drift / warp are
+refined as segments arrive. The stream's source actor pushes segments in order; the
+:class:`AttachAlignment` stage asks for the estimate in force for a segment and puts it on the row.
+
+If an aligner dies, Ray restarts it (``max_restarts=-1``) with empty state: it rebuilds its
+estimate from the segments that arrive after the restart, and rows whose estimate was lost get
+the newest one available rather than waiting forever — no row is lost or duplicated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections import OrderedDict
+
+import numpy as np
+import ray
+
+from actors.faults import maybe_fail
+from engine.pipeline import alignment_columns
+from engine.sync_tracker import SyncTracker
+
+#: Estimates kept per stream (rows ask for recent segments only; this bounds memory).
+_KEEP_ESTIMATES = 256
+
+
+@ray.remote(max_restarts=-1, max_task_retries=-1)
+class AlignerActor:
+    """Holds the sync trackers of the streams routed to it (an asyncio actor).
+
+    Args:
+        window_s: Cue window of each tracker.
+        fault_injection: Test hook ``(stage, segment_index, marker_path)``; with stage
+            ``"aligner"`` the process exits once when that segment arrives.
+    """
+
+    def __init__(self, window_s: float = 20.0, fault_injection: tuple | None = None) -> None:
+        self.window_s = window_s
+        self.fault_injection = fault_injection
+        self.trackers: dict[str, SyncTracker] = {}
+        self.estimates: dict[str, OrderedDict[int, dict]] = {}
+        self.latest: dict[str, dict] = {}
+        self.events: dict[tuple[str, int], asyncio.Event] = {}
+        self.finished: set[str] = set()
+
+    async def push(self, stream_id: str, segment) -> None:
+        """Adds the next segment of a stream (called in order by the stream's source)."""
+        maybe_fail(self.fault_injection, "aligner", segment.index)
+        tracker = self.trackers.get(stream_id)
+        if tracker is None:
+            tracker = self.trackers[stream_id] = SyncTracker(window_s=self.window_s)
+        cols = alignment_columns(tracker.push(segment))
+        cols["warp"] = cols["warp"].tolist()
+        store = self.estimates.setdefault(stream_id, OrderedDict())
+        store[segment.index] = cols
+        while len(store) > _KEEP_ESTIMATES:
+            store.popitem(last=False)
+        self.latest[stream_id] = cols
+        event = self.events.pop((stream_id, segment.index), None)
+        if event is not None:
+            event.set()
+
+    async def finish(self, stream_id: str) -> None:
+        """The stream ended: nobody waits for its later segments."""
+        self.finished.add(stream_id)
+        for key in [k for k in self.events if k[0] == stream_id]:
+            self.events.pop(key).set()
+
+    async def estimate_for(self, stream_id: str, segment_index: int, timeout_s: float = 30.0) -> dict:
+        """The estimate after ``segment_index`` was pushed (waits for it up to ``timeout_s``)."""
+        store = self.estimates.get(stream_id, {})
+        if segment_index not in store and stream_id not in self.finished:
+            event = self.events.setdefault((stream_id, segment_index), asyncio.Event())
+            try:
+                await asyncio.wait_for(event.wait(), timeout_s)
+            except asyncio.TimeoutError:
+                pass  # lost in a restart: fall back to the newest estimate
+            store = self.estimates.get(stream_id, {})
+        cols = store.get(segment_index) or self.latest.get(stream_id) or _empty()
+        return cols
+
+    async def current(self, stream_id: str) -> dict:
+        """The newest estimate of a stream."""
+        return self.latest.get(stream_id) or _empty()
+
+
+def _empty() -> dict:
+    cols = alignment_columns(None)
+    cols["warp"] = []
+    return cols
+
+
+def aligner_for(aligners: list, stream_id: str):
+    """Consistent routing: a stream always goes to the same aligner."""
+    return aligners[zlib.crc32(stream_id.encode()) % len(aligners)]
+
+
+class AttachAlignment:
+    """Ray Data UDF: puts the stream's sync estimate for each segment on its row."""
+
+    def __init__(self, aligners: list, timeout_s: float = 30.0) -> None:
+        self.aligners = aligners
+        self.timeout_s = timeout_s
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        refs = [aligner_for(self.aligners, str(sid)).estimate_for.remote(str(sid), int(idx), self.timeout_s)
+                for sid, idx in zip(batch["stream_id"], batch["segment_index"])]
+        ests = ray.get(refs)
+        out = dict(batch)
+        for key in ("av_offset_ms", "drift_ppm", "sync_confidence"):
+            out[key] = np.array([e[key] for e in ests], dtype=object)
+        warp = np.empty(len(ests), dtype=object)
+        for i, e in enumerate(ests):
+            warp[i] = np.asarray(e["warp"], np.float64).reshape(-1, 2)
+        out["warp"] = warp
+        return out

@@ -1,0 +1,162 @@
+"""Builds and runs the streaming ingest pipeline on Ray (Ray Data + actors).
+
+    sources ──▶ SourceActor ×streams ──queue──▶ SegmentQueueDatasource
+                      │ (in order)                     │ one block per segment
+                      ▼                                ▼
+                AlignerActor(s) ◀── estimate_for ── TokenizeSegments (actor pool, autoscaling,
+                 (per-stream SyncTracker)                │               GPU when present)
+                                                         ▼
+                                                  AttachAlignment ──▶ WriteRows ──▶ LanceDB
+                                                                        (merge_insert, exactly once)
+
+Everything distributed is a Ray actor, task or Ray Data operator: pointed at a cluster
+(``ray.init(address=...)``) the same code spreads over its nodes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import ray
+from ray.util.queue import Queue
+
+from actors.aligner import AlignerActor, AttachAlignment, aligner_for
+from actors.source import SegmentQueueDatasource, SourceActor
+from actors.tokenizer import TokenizeSegments, tokenizer_resources
+from actors.writer import WriteRows
+from engine.errors import InvalidInputError
+from engine.pipeline import PipelineConfig, expand_sources, store_config_for
+from engine.records import null_to_none
+from engine.sources import default_stream_id
+from engine.store import SegmentStore
+from engine.tokenizer import Tokenizer
+from omnialign.metrics import IngestMetrics
+
+
+@dataclass
+class StreamSummary:
+    """Outcome of one stream in an ingest run (the ``--json`` output's ``streams`` entries)."""
+
+    stream_id: str
+    source_uri: str
+    segments_written: int = 0
+    segments_skipped: int = 0
+    segments_failed: int = 0
+    offset_ms: float | None = None
+    drift_ppm: float | None = None
+    confidence: float | None = None
+    error: str | None = None
+
+
+@dataclass
+class IngestSummary:
+    """Outcome of an ingest run."""
+
+    streams: list[StreamSummary] = field(default_factory=list)
+    rows_total: int = 0
+    media_s: float = 0.0
+    wall_s: float = 0.0
+
+    @property
+    def realtime_factor(self) -> float:
+        return self.media_s / self.wall_s if self.wall_s > 0 else 0.0
+
+    def to_json(self) -> dict:
+        keys = ("stream_id", "source_uri", "segments_written", "offset_ms", "drift_ppm", "confidence")
+        streams = []
+        for s in self.streams:
+            d = {k: getattr(s, k) for k in keys}
+            if s.error:
+                d["error"] = s.error
+            if s.segments_failed:
+                d["segments_failed"] = s.segments_failed
+            streams.append(d)
+        return {"streams": streams, "rows_total": self.rows_total, "wall_s": round(self.wall_s, 3),
+                "realtime_factor": round(self.realtime_factor, 2)}
+
+
+def run_ingest(sources: Sequence[str], config: PipelineConfig,
+               on_row: Callable[[dict, IngestSummary], None] | None = None) -> IngestSummary:
+    """Ingests ``sources`` into the LanceDB table; Ray must already be initialized.
+
+    Args:
+        sources: Files, folders (expanded to their media files) and live URLs.
+        config: Pipeline configuration.
+        on_row: Called in the driver for every committed segment (progress display).
+
+    Returns:
+        Per-stream results (a bad source fails alone, with its error) and totals.
+    """
+    t0 = time.monotonic()
+    sources = expand_sources(sources)
+    if not sources:
+        raise InvalidInputError("sources", "no media sources given (folders contained no media files)")
+    tokenizer = Tokenizer.load(config.codebooks_dir)
+    store = SegmentStore(store_config_for(config, tokenizer))  # creates the table once, up front
+    metrics = IngestMetrics(config.metrics_port)
+    summary = IngestSummary()
+    by_id: dict[str, StreamSummary] = {}
+    for uri in sources:
+        sid = default_stream_id(uri)
+        if sid in by_id:
+            continue  # the same source twice is one stream
+        by_id[sid] = StreamSummary(stream_id=sid, source_uri=uri)
+    summary.streams = list(by_id.values())
+
+    queue = Queue(maxsize=config.queue_max_segments, actor_options={"num_cpus": 0})
+    aligners = [AlignerActor.options(num_cpus=0.05).remote(config.sync_window_s, config.fault_injection)
+                for _ in range(max(1, min(config.aligner_actors, len(by_id))))]
+    actors, runs = [], []
+    for s in summary.streams:
+        actor = SourceActor.options(num_cpus=config.source_num_cpus).remote(s.stream_id, s.source_uri, config)
+        actors.append(actor)
+        runs.append(actor.run.remote(queue, aligner_for(aligners, s.stream_id), store.committed_indexes(s.stream_id)))
+
+    ds = ray.data.read_datasource(SegmentQueueDatasource(queue, len(actors)), override_num_blocks=1, num_cpus=0.05)
+    ds = ds.map_batches(TokenizeSegments, batch_size=1,
+                        fn_constructor_kwargs={"codebooks_dir": config.codebooks_dir, "fault_injection": config.fault_injection},
+                        compute=ray.data.ActorPoolStrategy(min_size=config.tokenizer_min_actors, max_size=config.tokenizer_max_actors),
+                        **tokenizer_resources(config.tokenizer_num_cpus, config.tokenizer_num_gpus))
+    ds = ds.map_batches(AttachAlignment, batch_size=None, fn_constructor_kwargs={"aligners": aligners},
+                        compute=ray.data.ActorPoolStrategy(size=1), num_cpus=0.05)
+    ds = ds.map_batches(WriteRows, batch_size=config.writer_batch_rows, fn_constructor_kwargs={"config": config},
+                        compute=ray.data.ActorPoolStrategy(size=1), num_cpus=0.1)
+    try:
+        for batch in ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=0):
+            for i in range(len(batch["segment_index"])):
+                row = {k: v[i] for k, v in batch.items()}
+                row["error"] = null_to_none(row["error"])
+                s = by_id[str(row["stream_id"])]
+                metrics.observe_commit(row)
+                if row["error"] is not None:
+                    s.segments_failed += 1
+                    s.error = str(row["error"])
+                    continue
+                s.segments_written += 1
+                summary.rows_total += 1
+                summary.media_s += (int(row["t_end_us"]) - int(row["t_start_us"])) / 1e6
+                if on_row is not None:
+                    on_row(row, summary)
+        for result in ray.get(runs):
+            s = by_id[result["stream_id"]]
+            s.segments_skipped = result["skipped"]
+            if result["error"]:
+                s.error = result["error"]
+        for s in summary.streams:
+            est = ray.get(aligner_for(aligners, s.stream_id).current.remote(s.stream_id))
+            s.offset_ms, s.drift_ppm, s.confidence = est["av_offset_ms"], est["drift_ppm"], est["sync_confidence"]
+            if s.offset_ms is not None:
+                metrics.sync_offset.labels(s.stream_id).set(s.offset_ms)
+                metrics.sync_drift.labels(s.stream_id).set(s.drift_ppm)
+                metrics.sync_confidence.labels(s.stream_id).set(s.confidence)
+        store.ensure_indexes()
+    finally:
+        for a in [*actors, *aligners]:
+            ray.kill(a)
+        ray.kill(queue.actor)
+        metrics.close()
+    summary.wall_s = time.monotonic() - t0
+    metrics.realtime_factor.set(summary.realtime_factor)
+    return summary

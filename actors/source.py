@@ -1,0 +1,116 @@
+"""Source actors and the streaming Ray Data source that drains them.
+
+Ray Data has no unbounded source, so ingestion is split in two:
+
+* one :class:`SourceActor` per stream decodes its source (file, folder entry or live URL) at its
+  own pace, feeds the stream's aligner in order, and puts each new segment on a bounded
+  ``ray.util.queue.Queue`` (as an object reference: the queue actor never copies media). A full
+  queue blocks the sources — backpressure instead of unbounded buffering;
+* :class:`SegmentQueueDatasource` has a single read task that drains that queue and yields one
+  block per segment, so rows flow downstream while the sources are still producing. It ends once
+  every source has put its end marker.
+"""
+
+from __future__ import annotations
+
+import time
+
+import ray
+from ray.data import Datasource, ReadTask
+from ray.data.block import BlockAccessor, BlockMetadata
+
+from engine.errors import MediaError
+from engine.media import SegmentReader
+from engine.pipeline import PipelineConfig, TranscriptSidecar, cue_view
+from engine.records import segment_to_record
+
+_END = "__end__"
+
+
+@ray.remote
+class SourceActor:
+    """Decodes one stream and hands its segments to the pipeline (see module doc)."""
+
+    def __init__(self, stream_id: str, source_uri: str, config: PipelineConfig) -> None:
+        self.stream_id = stream_id
+        self.source_uri = source_uri
+        self.config = config
+
+    def run(self, queue, aligner, skip_indexes: set[int]) -> dict:
+        """Decodes to the end of the stream; returns ``{stream_id, segments, skipped, error}``.
+
+        Segments in ``skip_indexes`` (already committed) still go to the aligner, so its state
+        is the same as in a first run, but are not emitted again.
+        """
+        summary = {"stream_id": self.stream_id, "source_uri": self.source_uri, "segments": 0, "skipped": 0, "error": None}
+        pushes: list = []
+        try:
+            sidecar = TranscriptSidecar(self.source_uri)
+            with SegmentReader(self.source_uri, self.config.media_config(), self.stream_id) as reader:
+                for seg in reader:
+                    # Actor calls from one caller run in order: the aligner sees segments in order.
+                    pushes.append(aligner.push.remote(self.stream_id, cue_view(seg)))
+                    if len(pushes) > 4:  # don't run ahead of a slow aligner without bound
+                        done, pushes = ray.wait(pushes, num_returns=len(pushes) - 4)
+                        ray.get(done)
+                    if seg.index in skip_indexes:
+                        summary["skipped"] += 1
+                        continue
+                    rec = segment_to_record(seg, self.source_uri)
+                    rec["transcript"] = sidecar.text(seg)
+                    rec["wall_decoded"] = time.time()
+                    queue.put([ray.put(rec)])  # blocks while the queue is full (backpressure)
+                    summary["segments"] += 1
+        except MediaError as exc:
+            summary["error"] = f"{type(exc).__name__}: {exc}"
+        finally:
+            # The stream's estimates are complete before anyone hears that it ended.
+            ray.get([*pushes, aligner.finish.remote(self.stream_id)])
+            queue.put((_END, self.stream_id))
+        return summary
+
+
+class SegmentQueueDatasource(Datasource):
+    """A one-task datasource yielding one block per segment taken from ``queue``.
+
+    Args:
+        queue: The ``ray.util.queue.Queue`` the source actors put into.
+        num_sources: End markers to wait for before the read task ends.
+    """
+
+    def __init__(self, queue, num_sources: int) -> None:
+        super().__init__()
+        self._queue = queue
+        self._num_sources = num_sources
+
+    def estimate_inmemory_data_size(self) -> int | None:
+        return None  # unbounded by design
+
+    def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None, data_context=None) -> list[ReadTask]:
+        queue, num_sources = self._queue, self._num_sources
+
+        def read():
+            ended = 0
+            while ended < num_sources:
+                item = queue.get()
+                if isinstance(item, tuple) and item[0] == _END:
+                    ended += 1
+                    continue
+                rec = ray.get(item[0])
+                yield BlockAccessor.batch_to_block({k: _column(v) for k, v in rec.items()})
+
+        meta = BlockMetadata(num_rows=None, size_bytes=None, input_files=None, exec_stats=None)
+        return [ReadTask(read, meta)]
+
+
+def _column(value):
+    """One-row column for a batch dict (arrays become a 1-element tensor column)."""
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        return value[None]
+    arr = np.empty(1, dtype=object) if value is None or isinstance(value, (str, bytes, list)) else None
+    if arr is not None:
+        arr[0] = value
+        return arr
+    return np.asarray([value])

@@ -1,0 +1,97 @@
+"""``omnialign ingest``: stream sources through the Ray pipeline into LanceDB."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from omnialign.commands.common import EXIT_FAILED_INPUTS, print_table
+
+
+def register(sub) -> None:
+    p = sub.add_parser("ingest", help="ingest files, folders or live URLs into a LanceDB table (Ray)")
+    p.add_argument("sources", nargs="+", help="files, folders or URLs (rtsp/rtmp/http(s)/udp/srt/tcp)")
+    p.add_argument("--db", required=True, help="LanceDB folder")
+    p.add_argument("--codebooks", help="codebook folder (default DB/codebooks; fitted on the sources if missing)")
+    p.add_argument("--live", action="store_true", help="read files at real-time speed, as live sources")
+    p.add_argument("--segment-s", type=float, default=2.0, help="segment length in seconds (default 2.0)")
+    p.add_argument("--ray-address", help="Ray cluster address (default: start a local Ray)")
+    p.add_argument("--tokenizer-actors", default="1:2", metavar="MIN:MAX", help="tokenizer actor pool size range")
+    p.add_argument("--tokenizer-gpus", type=float, default=0.0, help="GPUs per tokenizer actor (fractional ok)")
+    p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT")
+    p.add_argument("--json", action="store_true", help="print the run summary as JSON")
+    p.set_defaults(func=run)
+
+
+def ensure_codebooks(codebooks: Path, sources: list[str], segment_s: float) -> None:
+    """Fits codebooks on the sources' first minute each when the folder has none yet."""
+    if (codebooks / "manifest.json").is_file():
+        return
+    from itertools import islice
+
+    from engine.errors import MediaError
+    from engine.media import MediaConfig, SegmentReader
+    from engine.pipeline import expand_sources
+    from engine.tokenizer import Tokenizer
+
+    def segments():
+        for source in expand_sources(sources):
+            if "://" in source:
+                continue  # never block on a live stream just to fit codebooks
+            try:
+                with SegmentReader(source, MediaConfig(segment_s=segment_s, video_max_fps=5)) as reader:
+                    yield from islice(reader, int(60 / segment_s))
+            except MediaError:
+                continue  # reported by the ingest itself
+    print(f"no codebooks at {codebooks}: fitting them on the given files", file=sys.stderr)
+    Tokenizer.fit(segments()).save(codebooks)
+
+
+def init_ray(address: str | None) -> None:
+    """Connects to a cluster, or starts a local Ray quietly (progress comes from omnialign)."""
+    import logging
+
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+
+
+def run(args: argparse.Namespace) -> int:
+    from actors.pipeline import run_ingest
+    from engine.pipeline import PipelineConfig
+    from omnialign.progress import Progress
+
+    codebooks = Path(args.codebooks) if args.codebooks else Path(args.db) / "codebooks"
+    ensure_codebooks(codebooks, args.sources, args.segment_s)
+    lo, _, hi = args.tokenizer_actors.partition(":")
+    config = PipelineConfig(db_dir=args.db, codebooks_dir=str(codebooks), segment_s=args.segment_s, live=args.live,
+                            tokenizer_min_actors=int(lo), tokenizer_max_actors=int(hi or lo),
+                            tokenizer_num_gpus=args.tokenizer_gpus, metrics_port=args.metrics_port)
+    init_ray(args.ray_address)
+    progress = Progress(label="ingest")
+    summary = run_ingest(args.sources, config,
+                         on_row=lambda row, s: progress.update(segments=s.rows_total, media_s=s.media_s))
+    progress.done()
+    for s in summary.streams:
+        if s.error:
+            print(f"omnialign: error: {s.error}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(summary.to_json()))
+    else:
+        rows = [{"stream_id": s.stream_id, "segments": s.segments_written, "skipped": s.segments_skipped,
+                 "offset_ms": _fmt(s.offset_ms), "drift_ppm": _fmt(s.drift_ppm), "confidence": _fmt(s.confidence, 2),
+                 "status": "error" if s.error else "ok"} for s in summary.streams]
+        print_table(rows, ("stream_id", "segments", "skipped", "offset_ms", "drift_ppm", "confidence", "status"))
+        print(f"{summary.rows_total} rows in {summary.wall_s:.1f} s ({summary.realtime_factor:.1f}x real time) -> {args.db}")
+    return EXIT_FAILED_INPUTS if any(s.error for s in summary.streams) else 0
+
+
+def _fmt(v, digits: int = 1) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"

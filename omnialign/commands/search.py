@@ -1,0 +1,73 @@
+"""``omnialign search``: text (hybrid), audio, image or time queries over an ingested table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from omnialign.commands.common import print_table
+
+
+def register(sub) -> None:
+    p = sub.add_parser("search", help="search ingested segments by text, audio, image or time")
+    p.add_argument("--db", required=True, help="LanceDB folder")
+    q = p.add_mutually_exclusive_group()
+    q.add_argument("--text", help="text query: MiniLM vector + full-text over transcripts, fused (RRF)")
+    q.add_argument("--audio", metavar="FILE", help="audio query: embedded like ingested audio")
+    q.add_argument("--image", metavar="FILE", help="image query: embedded like ingested video")
+    p.add_argument("--stream", help="only this stream id")
+    p.add_argument("--from-s", type=float, help="only segments overlapping [from_s, to_s)")
+    p.add_argument("--to-s", type=float)
+    p.add_argument("-k", type=int, default=5, help="number of hits (default 5)")
+    p.add_argument("--codebooks", help="codebook folder (default DB/codebooks)")
+    p.add_argument("--json", action="store_true", help="print hits as JSON lines")
+    p.set_defaults(func=run)
+
+
+def query_vector(args: argparse.Namespace) -> tuple:
+    """(vector, column) for an audio or image query, through the ingestion embedding path."""
+    import numpy as np
+
+    from engine.media import MediaConfig, iter_segments
+    from engine.tokenizer import Tokenizer
+
+    tok = Tokenizer.load(args.codebooks or Path(args.db) / "codebooks")
+    if args.audio:
+        audio = np.concatenate([s.audio for s in iter_segments(args.audio, MediaConfig(decode_video=False, require_audio=True))])
+        return tok.embed_audio(audio), "audio_emb"
+    from PIL import Image
+
+    from engine.errors import NotMediaError
+
+    try:
+        img = np.asarray(Image.open(args.image).convert("RGB"))
+    except (OSError, ValueError):
+        raise NotMediaError(args.image, "not an image PIL can read") from None
+    return tok.embed_frames(img[None], np.zeros(1, np.int64)), "video_emb"
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.search import SearchQuery, search
+    from engine.store import SegmentStore
+
+    store = SegmentStore.open(args.db)
+    vector = column = None
+    if args.audio or args.image:
+        vector, column = query_vector(args)
+    query = SearchQuery(
+        text=args.text, vector=vector, vector_column=column, stream_id=args.stream, k=args.k,
+        from_us=None if args.from_s is None else int(args.from_s * 1e6),
+        to_us=None if args.to_s is None else int(args.to_s * 1e6),
+    )
+    hits = search(store, query)
+    if args.json:
+        for h in hits:
+            print(json.dumps({"stream_id": h.stream_id, "segment_index": h.segment_index, "t_start_us": h.t_start_us,
+                              "t_end_us": h.t_end_us, "score": h.score, "retrieval": h.retrieval, "transcript": h.transcript}))
+        return 0
+    rows = [{"rank": i + 1, "stream_id": h.stream_id, "segment": h.segment_index,
+             "from_s": f"{h.t_start_us / 1e6:.2f}", "to_s": f"{h.t_end_us / 1e6:.2f}", "score": f"{h.score:.4f}",
+             "via": h.retrieval, "transcript": (h.transcript or "")[:60]} for i, h in enumerate(hits)]
+    print_table(rows, ("rank", "stream_id", "segment", "from_s", "to_s", "score", "via", "transcript"))
+    return 0

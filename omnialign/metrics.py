@@ -1,0 +1,58 @@
+"""Prometheus metrics of an ingest run (prometheus-client, in the driver process).
+
+Every committed row comes back to the driver with its wall-clock stamps (decoded, tokenized,
+committed), so the driver observes per-stage latency and end-to-end lag for the whole cluster in
+one place; actors need no metrics endpoint of their own.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64)
+
+
+class IngestMetrics:
+    """The metric set; one registry per run so tests and repeated runs don't collide.
+
+    Args:
+        port: Serve ``/metrics`` on this port (None: don't serve; the registry still fills).
+    """
+
+    def __init__(self, port: int | None = None) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.segments_in = Counter("omnialign_segments_decoded", "Segments decoded, by stream", ["stream"], registry=r)
+        self.segments_out = Counter("omnialign_segments_committed", "Segments committed to LanceDB", ["stream"], registry=r)
+        self.segment_errors = Counter("omnialign_segment_errors", "Segments that failed a stage", ["stream"], registry=r)
+        self.tokens_in = Counter("omnialign_tokens_in", "Tokens before compression", registry=r)
+        self.tokens_out = Counter("omnialign_tokens_out", "Tokens after compression", registry=r)
+        self.stage_latency = Histogram("omnialign_stage_latency_seconds", "Wall time spent from one stage's output to the next",
+                                       ["stage"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.e2e_lag = Histogram("omnialign_end_to_end_lag_seconds", "Wall time from a segment being decoded to its row being committed",
+                                 buckets=_LATENCY_BUCKETS, registry=r)
+        self.realtime_factor = Gauge("omnialign_realtime_factor", "Media seconds committed per wall second", registry=r)
+        self.sync_offset = Gauge("omnialign_sync_offset_ms", "Current A/V offset estimate", ["stream"], registry=r)
+        self.sync_drift = Gauge("omnialign_sync_drift_ppm", "Current A/V drift estimate", ["stream"], registry=r)
+        self.sync_confidence = Gauge("omnialign_sync_confidence", "Confidence of the sync estimate", ["stream"], registry=r)
+        self.server = None
+        if port is not None:
+            self.server, _thread = start_http_server(port, addr="127.0.0.1", registry=r)
+
+    def observe_commit(self, row: dict) -> None:
+        """Records one committed (or failed) segment from the writer's summary row."""
+        stream = row["stream_id"]
+        if row["error"] is not None:
+            self.segment_errors.labels(stream).inc()
+            return
+        self.segments_out.labels(stream).inc()
+        self.tokens_in.inc(row["tokens_in"])
+        self.tokens_out.inc(row["tokens_out"])
+        self.stage_latency.labels("tokenize").observe(max(0.0, row["wall_tokenized"] - row["wall_decoded"]))
+        self.stage_latency.labels("align_and_write").observe(max(0.0, row["wall_committed"] - row["wall_tokenized"]))
+        self.e2e_lag.observe(max(0.0, row["wall_committed"] - row["wall_decoded"]))
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server = None
