@@ -33,11 +33,10 @@ class AlignerActor:
 
     Args:
         window_s: Cue window of each tracker.
-        fault_injection: Test hook ``(stage, segment_index, marker_path)``; with stage
-            ``"aligner"`` the process exits once when that segment arrives.
+        fault_injection: Test hook, see :mod:`actors.faults`.
     """
 
-    def __init__(self, window_s: float = 20.0, fault_injection: tuple | None = None) -> None:
+    def __init__(self, window_s: float = 20.0, fault_injection: tuple = ()) -> None:
         self.window_s = window_s
         self.fault_injection = fault_injection
         self.trackers: dict[str, SyncTracker] = {}
@@ -45,6 +44,7 @@ class AlignerActor:
         self.latest: dict[str, dict] = {}
         self.events: dict[tuple[str, int], asyncio.Event] = {}
         self.finished: set[str] = set()
+        self.first_seen: dict[str, int] = {}  # after a restart: earlier estimates are gone
 
     async def push(self, stream_id: str, segment) -> None:
         """Adds the next segment of a stream (called in order by the stream's source)."""
@@ -55,6 +55,7 @@ class AlignerActor:
         cols = alignment_columns(tracker.push(segment))
         cols["warp"] = cols["warp"].tolist()
         store = self.estimates.setdefault(stream_id, OrderedDict())
+        self.first_seen.setdefault(stream_id, segment.index)
         store[segment.index] = cols
         while len(store) > _KEEP_ESTIMATES:
             store.popitem(last=False)
@@ -72,7 +73,8 @@ class AlignerActor:
     async def estimate_for(self, stream_id: str, segment_index: int, timeout_s: float = 30.0) -> dict:
         """The estimate after ``segment_index`` was pushed (waits for it up to ``timeout_s``)."""
         store = self.estimates.get(stream_id, {})
-        if segment_index not in store and stream_id not in self.finished:
+        lost = segment_index < self.first_seen.get(stream_id, -1)  # pushed before a restart
+        if segment_index not in store and stream_id not in self.finished and not lost:
             event = self.events.setdefault((stream_id, segment_index), asyncio.Event())
             try:
                 await asyncio.wait_for(event.wait(), timeout_s)

@@ -35,6 +35,10 @@ from engine.tokenizer import Tokenizer
 from omnialign.metrics import IngestMetrics
 
 
+#: Block size target while ingesting: smaller than any segment record (128 KB of audio alone).
+_STREAMING_BLOCK_BYTES = 64 * 1024
+
+
 @dataclass
 class StreamSummary:
     """Outcome of one stream in an ingest run (the ``--json`` output's ``streams`` entries)."""
@@ -114,6 +118,10 @@ def run_ingest(sources: Sequence[str], config: PipelineConfig,
         actors.append(actor)
         runs.append(actor.run.remote(queue, aligner_for(aligners, s.stream_id), store.committed_indexes(s.stream_id)))
 
+    # Ray Data holds a read task's output until a block reaches target_max_block_size; below one
+    # segment's size every segment is released downstream as soon as it is decoded (streaming).
+    ctx = ray.data.DataContext.get_current()
+    ctx.target_max_block_size = _STREAMING_BLOCK_BYTES
     ds = ray.data.read_datasource(SegmentQueueDatasource(queue, len(actors)), override_num_blocks=1, num_cpus=0.05)
     ds = ds.map_batches(TokenizeSegments, batch_size=1,
                         fn_constructor_kwargs={"codebooks_dir": config.codebooks_dir, "fault_injection": config.fault_injection},

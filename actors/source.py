@@ -57,7 +57,7 @@ class SourceActor:
                         summary["skipped"] += 1
                         continue
                     rec = segment_to_record(seg, self.source_uri)
-                    rec["transcript"] = sidecar.text(seg)
+                    rec["transcript"] = sidecar.text(seg) or ""  # "" = none (see records.null_to_none)
                     rec["wall_decoded"] = time.time()
                     queue.put([ray.put(rec)])  # blocks while the queue is full (backpressure)
                     summary["segments"] += 1

@@ -40,7 +40,7 @@ class TokenizeSegments:
         fault_injection: Test hook, see :mod:`actors.faults`.
     """
 
-    def __init__(self, codebooks_dir: str, thumbnail_px: int = 160, fault_injection: tuple | None = None) -> None:
+    def __init__(self, codebooks_dir: str, thumbnail_px: int = 160, fault_injection: tuple = ()) -> None:
         import ray
         import torch
 

@@ -78,7 +78,7 @@ class WriteRows:
             "segment_index": np.array([int(r["segment_index"]) for r in recs], np.int64),
             "t_start_us": np.array([int(r["t_start_us"]) for r in recs], np.int64),
             "t_end_us": np.array([int(r["t_end_us"]) for r in recs], np.int64),
-            "error": np.array([r["error"] for r in recs], dtype=object),
+            "error": np.array([r["error"] or "" for r in recs], dtype=object),
             "tokens_in": np.array([int(r.get("tokens_in") or 0) for r in recs], np.int64),
             "tokens_out": np.array([int(r.get("tokens_out") or 0) for r in recs], np.int64),
             "wall_decoded": np.array([float(r.get("wall_decoded") or now) for r in recs]),

@@ -67,8 +67,8 @@ class PipelineConfig:
             queue blocks the sources (backpressure, bounded memory).
         index_every_rows: The writer refreshes search indexes after this many new rows.
         metrics_port: Serve Prometheus metrics on this port (None: off).
-        fault_injection: Test hook: ``(stage, segment_index, marker_path)`` makes that stage's
-            actor exit once at that segment (the marker file records that it fired).
+        fault_injection: Test hook: ``((stage, segment_index, marker_path), ...)``; each makes
+            that stage's actor exit once at that segment (see ``actors/faults.py``).
     """
 
     db_dir: str
@@ -90,7 +90,7 @@ class PipelineConfig:
     queue_max_segments: int = 16
     index_every_rows: int = 200
     metrics_port: int | None = None
-    fault_injection: tuple[str, int, str] | None = None
+    fault_injection: tuple[tuple[str, int, str], ...] = ()
 
     def media_config(self) -> MediaConfig:
         return MediaConfig(segment_s=self.segment_s, video_width=self.work_width_px,
@@ -248,11 +248,11 @@ def run_local(sources: Sequence[str], config: PipelineConfig) -> list[StreamResu
                     if seg.index in done:
                         res.segments_skipped += 1
                         continue
-                    rec = {**segment_to_record(seg, source), "transcript": sidecar.text(seg), **alignment_columns(est)}
+                    rec = {**segment_to_record(seg, source), "transcript": sidecar.text(seg) or "", **alignment_columns(est)}
                     t0 = time.perf_counter()
                     (tok,) = tokenize_records(tokenizer, [rec])
                     res.stage_s["tokenize"] += time.perf_counter() - t0
-                    if tok["error"] is not None:
+                    if tok["error"]:
                         res.segments_failed += 1  # counted, reported, never written half-empty
                         res.error = tok["error"]
                         continue

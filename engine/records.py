@@ -23,8 +23,12 @@ TOKEN_COLUMNS = ("audio_codes", "audio_t_us", "audio_dur_us", "video_codes", "vi
 
 
 def null_to_none(value):
-    """None for a missing value however a batch format spelled it (None, NaN, pandas NA)."""
-    if value is None:
+    """None for a missing value however a batch format spelled it (None, NaN, "").
+
+    Text columns that cross Ray Data use "" for "none": a column that is null in one block and a
+    string in another cannot be concatenated.
+    """
+    if value is None or (isinstance(value, str) and value == ""):
         return None
     if isinstance(value, float) and value != value:
         return None
@@ -108,7 +112,7 @@ def tokenize_record(tokenizer: Tokenizer, rec: dict, thumbnail_px: int = 160) ->
         "tokens_in": (a.tokens_in if a else 0) + (v.tokens_in if v else 0),
         "tokens_out": (a.tokens_out if a else 0) + (v.tokens_out if v else 0),
         "codebook_version": tokenizer.codebook_version,
-        "error": None,
+        "error": "",
     }
 
 
@@ -136,7 +140,7 @@ def tokenize_records(tokenizer: Tokenizer, recs: list[dict], thumbnail_px: int =
             out.append({**base, **failed_token_record(tokenizer, exc)})
     for r in out:  # a null transcript may arrive as None or NaN depending on the batch format
         t = null_to_none(r.get("transcript"))
-        r["transcript"] = t if isinstance(t, str) and t else None
+        r["transcript"] = t if isinstance(t, str) else ""
     texts = [(i, r["transcript"]) for i, r in enumerate(out) if r["transcript"]]
     if texts:
         from engine.text_embed import get_text_embedder
