@@ -58,10 +58,9 @@ files that many appends leave behind.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Optional, Sequence
 

@@ -84,18 +84,38 @@ def test_actor_deaths_mid_stream_lose_and_duplicate_nothing(ray_local, media, tm
         assert store.committed_indexes(default_stream_id(clip)) == {0, 1, 2}
 
 
-def test_rows_arrive_while_a_live_source_is_still_playing(ray_local, media, tmp_path):
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_rows_arrive_while_a_live_source_is_still_playing_and_metrics_are_served(ray_local, media, tmp_path):
+    import urllib.request
+
     clip = str(media["root"] / "long_live.mp4")
     synthesize(SynthSpec(duration_s=10.0, seed=60), clip)
-    config = _config(media, tmp_path / "db", live=True)
-    config = PipelineConfig(**{**config.__dict__, "writer_batch_rows": 1})
-    seen = []
+    port = _free_port()
+    config = PipelineConfig(db_dir=str(tmp_path / "db"), codebooks_dir=media["codebooks"], live=True,
+                            writer_batch_rows=1, metrics_port=port)
+    seen, scraped = [], []
     t0 = time.monotonic()
-    summary = run_ingest([clip], config, on_row=lambda row, s: seen.append(time.monotonic() - t0))
+
+    def on_row(row, summary):
+        seen.append(time.monotonic() - t0)
+        if len(seen) == 2:  # scrape Prometheus while the ingest is running
+            scraped.append(urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode())
+
+    summary = run_ingest([clip], config, on_row=on_row)
     assert summary.rows_total == 5 and len(seen) == 5
     # The source plays for 10 s; the first row is committed long before it ends, and rows keep
     # arriving as the source plays rather than all at the end.
     assert seen[0] < seen[-1] - 4.0
+    sid = default_stream_id(clip)
+    assert f'omnialign_segments_committed_total{{stream="{sid}"}} 2.0' in scraped[0]
+    assert "omnialign_end_to_end_lag_seconds_bucket" in scraped[0]
 
 
 def test_search_by_text_audio_image_with_filters(ray_local, media, tmp_path):
