@@ -45,7 +45,7 @@ class CompressionConfig:
 
     keyframe_threshold: float = 0.15
     scene_cut_threshold: float = 0.5
-    budget_tokens_per_s: float = 256.0
+    budget_tokens_per_s: float = 128.0
     audio_match_stages: Optional[int] = 2
 
 

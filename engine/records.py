@@ -84,7 +84,7 @@ def jpeg_thumbnails(frames: np.ndarray, max_side_px: int = 160, quality: int = 8
     return out
 
 
-def tokenize_record(tokenizer: Tokenizer, rec: dict, thumbnail_px: int = 160) -> dict:
+def tokenize_record(tokenizer: Tokenizer, rec: dict, thumbnail_px: int = 160, max_thumbnails: int = 4) -> dict:
     """Token columns for one segment record (codes with exact times, embeddings, thumbnails).
 
     Raises:
@@ -94,7 +94,9 @@ def tokenize_record(tokenizer: Tokenizer, rec: dict, thumbnail_px: int = 160) ->
     tok = tokenizer.encode_segment(seg)
     a, v = tok.audio, tok.video
     q_a, q_v = tokenizer.config.audio_quantizers, tokenizer.config.video_quantizers
-    kf = v.keyframes if v is not None else np.zeros(0, np.int64)
+    # keyframes index the tokenized frames; thumbnails for the first few keyframes only (a
+    # segment of busy footage can have dozens, and thumbnails are for browsing, not alignment)
+    kf = tok.video_frames[v.keyframes[:max_thumbnails]] if v is not None else np.zeros(0, np.int64)
     empty_i64 = np.zeros(0, np.int64)
     empty_i16 = np.zeros(0, np.int16)
     return {

@@ -49,6 +49,9 @@ class TokenizerConfig:
         log_mel: Audio front end.
         region: Video front end (grid, projection dim).
         compression: Keyframe / merging settings.
+        video_token_fps: Frames per second that get region tokens, chosen by timestamp (one per
+            ``1/video_token_fps`` window, like omni models' 2-fps video sampling); the rest of
+            the frames still serve sync, which needs every frame's PTS. None: every frame.
         max_fit_vectors: Per modality, at most this many feature vectors are kept (uniform
             reservoir sample) for fitting, so fitting memory is bounded for any amount of media.
         seed: Seed for sampling and k-means.
@@ -61,6 +64,7 @@ class TokenizerConfig:
     log_mel: LogMelConfig = field(default_factory=LogMelConfig)
     region: RegionConfig = field(default_factory=lambda: RegionConfig(resize_height_px=112, resize_width_px=112))
     compression: CompressionConfig = field(default_factory=CompressionConfig)
+    video_token_fps: float | None = 5.0
     max_fit_vectors: int = 200_000
     seed: int = 0
 
@@ -87,12 +91,15 @@ class SegmentTokens:
         audio_embedding: float32 [2·D_audio] search vector: per-dimension mean and standard
             deviation of the segment's standardized log-mel frames, L2-normalized.
         video_embedding: float32 [2·D_video] the same over the segment's kept region tokens.
+        video_frames: Indices (into the segment's frames) of the frames that were tokenized;
+            ``video.keyframes`` index into these.
     """
 
     audio: AudioTokens | None
     video: VideoTokens | None
     audio_embedding: np.ndarray | None = None
     video_embedding: np.ndarray | None = None
+    video_frames: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -268,7 +275,8 @@ class Tokenizer:
         if segment.video is not None and segment.n_video_frames > 0:
             if self.video_rvq is None:
                 raise InvalidInputError("video", f"segment {segment.stream_id}#{segment.index} has video but the codebooks have none")
-            feats = self.video_extractor.extract(segment.video, segment.video_t_us)
+            keep = self.token_frames(segment.video_t_us)
+            feats = self.video_extractor.extract(segment.video[keep], segment.video_t_us[keep])
             if self.video_norm:
                 feats = replace(feats, values=self.video_norm(feats.values))
             codes = np.asarray(self.video_rvq.encode(feats.values))
@@ -276,7 +284,15 @@ class Tokenizer:
             keyframes = select_keyframes(feats.values.reshape(n_frames, -1), self.config.compression)
             video = merge_regions(feats, codes, keyframes, segment.duration_us, self.config.compression)
             video_emb = pooled_embedding(video.values)
-        return SegmentTokens(audio=audio, video=video, audio_embedding=audio_emb, video_embedding=video_emb)
+        return SegmentTokens(audio=audio, video=video, audio_embedding=audio_emb, video_embedding=video_emb,
+                             video_frames=keep if video is not None else None)
+
+    def token_frames(self, t_us: np.ndarray) -> np.ndarray:
+        """Indices of the frames that get tokens: the first frame of each 1/video_token_fps window."""
+        if self.config.video_token_fps is None:
+            return np.arange(len(t_us))
+        window = np.asarray(t_us, np.int64) // int(1_000_000 / self.config.video_token_fps)
+        return np.flatnonzero(np.r_[True, window[1:] != window[:-1]])
 
     def embed_audio(self, samples: np.ndarray, t_start_us: int = 0) -> np.ndarray:
         """Search vector of a mono 16 kHz clip, computed exactly as for ingested segments."""

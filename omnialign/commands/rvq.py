@@ -77,7 +77,7 @@ def _segment_json(seg, tokens, codebook_version: str) -> dict:
                         "tokens_in": a.tokens_in, "tokens_out": a.tokens_out}
     if v is not None:
         out["video"] = {"codes": v.codes.tolist(), "t_us": v.t_us.tolist(), "row": v.row.tolist(),
-                        "col": v.col.tolist(), "keyframe_t_us": seg.video_t_us[v.keyframes].tolist(),
+                        "col": v.col.tolist(), "keyframe_t_us": seg.video_t_us[tokens.video_frames[v.keyframes]].tolist(),
                         "tokens_in": v.tokens_in, "tokens_out": v.tokens_out}
     return out
 

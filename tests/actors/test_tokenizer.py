@@ -47,4 +47,4 @@ def test_actor_pool_tokenizes_like_the_engine(ray_local, clip_factory, tmp_path)
         np.testing.assert_array_equal(np.asarray(row["audio_codes"]), ref.audio.codes.astype(np.int16))
         np.testing.assert_array_equal(np.asarray(row["video_codes"]), ref.video.codes.astype(np.int16))
         np.testing.assert_array_equal(np.asarray(row["video_token_t_us"]), ref.video.t_us)
-        assert len(row["keyframe_jpeg"]) == len(ref.video.keyframes) and bytes(row["keyframe_jpeg"][0][:2]) == b"\xff\xd8"
+        assert len(row["keyframe_jpeg"]) == min(4, len(ref.video.keyframes)) and bytes(row["keyframe_jpeg"][0][:2]) == b"\xff\xd8"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from engine.compress import CompressionConfig
 from engine.errors import InvalidInputError
 from engine.features import RegionConfig
 from engine.media import MediaConfig, iter_segments
@@ -14,6 +15,7 @@ from engine.tokenizer import Tokenizer, TokenizerConfig
 SMALL = TokenizerConfig(
     audio_quantizers=2, audio_codebook_size=32, video_quantizers=2, video_codebook_size=32,
     region=RegionConfig(resize_height_px=48, resize_width_px=64, patch_px=16, dim=16), max_fit_vectors=20_000,
+    compression=CompressionConfig(budget_tokens_per_s=30.0),
 )
 
 
@@ -42,7 +44,8 @@ def test_tokens_keep_exact_source_timestamps(fitted):
         out = tok.encode_segment(seg)
         mel_t = tok.audio_extractor.frame_times_us(-(-seg.n_audio_samples // 160), seg.t_start_us)
         assert set(out.audio.t_us.tolist()) <= set(mel_t.tolist())
-        assert set(out.video.t_us.tolist()) <= set(seg.video_t_us.tolist())
+        assert set(out.video.t_us.tolist()) <= set(seg.video_t_us[out.video_frames].tolist())
+        assert np.all(np.diff(seg.video_t_us[out.video_frames] // 200_000) >= 1)  # <= 5 token frames/s
         assert np.all((out.video.t_us >= seg.t_start_us) & (out.video.t_us < seg.t_end_us))
         assert out.video.tokens_out <= SMALL.compression.budget_tokens_per_s * seg.duration_us / 1e6
         assert out.audio.compression_ratio >= 1.0 and out.video.compression_ratio > 1.0
