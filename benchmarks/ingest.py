@@ -170,7 +170,7 @@ def _plot_rss(t, rss, minutes, streams) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clip-s", type=float, default=60.0, help="seconds per stream")
-    parser.add_argument("--streams", type=int, nargs="+", default=[1, 4, 8])
+    parser.add_argument("--streams", type=int, nargs="*", default=[1, 4, 8], help="stream counts (none: soak only)")
     parser.add_argument("--live-minutes", type=float, default=0.0, help="also run an RSS soak of this length")
     parser.add_argument("--out", default=str(RESULTS / "ingest.json"))
     args = parser.parse_args()
@@ -180,7 +180,7 @@ def main() -> None:
     from omnialign.commands.ingest import init_ray
 
     root = Path(tempfile.mkdtemp(prefix="omnialign-bench-"))
-    clips = make_clips(root, max(args.streams), args.clip_s)
+    clips = make_clips(root, max(args.streams or [2]), args.clip_s)
     codebooks = fit_codebooks(root, clips)
     init_ray(None)
     rows = []
@@ -193,7 +193,10 @@ def main() -> None:
     live = bench_live_rss(root, codebooks, args.live_minutes) if args.live_minutes > 0 else None
     meta = {"machine": platform.machine(), "cpus": os.cpu_count(), "clip_s": args.clip_s,
             "video": "320x240@25 H.264", "audio": "48 kHz AAC -> 16 kHz mono"}
-    Path(args.out).write_text(json.dumps({"meta": meta, "rows": rows, "live": live}, indent=1))
+    out = Path(args.out)
+    if not rows and out.exists():  # a soak-only run keeps the throughput rows of an earlier run
+        rows = json.loads(out.read_text()).get("rows", [])
+    out.write_text(json.dumps({"meta": meta, "rows": rows, "live": live}, indent=1))
     print(f"{'streams':>7} {'loop xRT':>9} {'ray xRT':>8} {'ray steady xRT':>15} {'overhead':>9} "
           f"{'loop decode/align/tok/write s':>30} {'ray e2e p50 s':>13}")
     for r in rows:

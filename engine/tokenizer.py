@@ -205,6 +205,11 @@ class Tokenizer:
         ):
             if res.rows:
                 x = res.array()
+                if float(x.std(axis=0).max()) == 0.0:
+                    # Silence or a frozen picture: encoding such segments is fine, but codebooks
+                    # fitted on them would map all real content to one code.
+                    raise InvalidInputError(name, f"all {len(x)} {name} feature vectors are identical "
+                                                  f"(silent or static input): cannot fit codebooks on them")
                 norm = FeatureNormalizer.fit(x)
                 rvq = ResidualVQ(q, k, dim, seed=config.seed)
                 rvq.fit(norm(x))
