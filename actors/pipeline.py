@@ -27,7 +27,7 @@ from actors.source import SegmentQueueDatasource, SourceActor
 from actors.tokenizer import TokenizeSegments, tokenizer_resources
 from actors.writer import WriteRows
 from engine.errors import InvalidInputError
-from engine.pipeline import PipelineConfig, expand_sources, store_config_for
+from engine.pipeline import PipelineConfig, StreamResult, expand_sources, store_config_for
 from engine.records import null_to_none
 from engine.sources import default_stream_id
 from engine.store import SegmentStore
@@ -40,25 +40,10 @@ _STREAMING_BLOCK_BYTES = 64 * 1024
 
 
 @dataclass
-class StreamSummary:
-    """Outcome of one stream in an ingest run (the ``--json`` output's ``streams`` entries)."""
-
-    stream_id: str
-    source_uri: str
-    segments_written: int = 0
-    segments_skipped: int = 0
-    segments_failed: int = 0
-    offset_ms: float | None = None
-    drift_ppm: float | None = None
-    confidence: float | None = None
-    error: str | None = None
-
-
-@dataclass
 class IngestSummary:
     """Outcome of an ingest run."""
 
-    streams: list[StreamSummary] = field(default_factory=list)
+    streams: list[StreamResult] = field(default_factory=list)
     rows_total: int = 0
     media_s: float = 0.0
     wall_s: float = 0.0
@@ -101,12 +86,12 @@ def run_ingest(sources: Sequence[str], config: PipelineConfig,
     store = SegmentStore(store_config_for(config, tokenizer))  # creates the table once, up front
     metrics = IngestMetrics(config.metrics_port)
     summary = IngestSummary()
-    by_id: dict[str, StreamSummary] = {}
+    by_id: dict[str, StreamResult] = {}
     for uri in sources:
         sid = default_stream_id(uri)
         if sid in by_id:
             continue  # the same source twice is one stream
-        by_id[sid] = StreamSummary(stream_id=sid, source_uri=uri)
+        by_id[sid] = StreamResult(stream_id=sid, source_uri=uri)
     summary.streams = list(by_id.values())
 
     queue = Queue(maxsize=config.queue_max_segments, actor_options={"num_cpus": 0})

@@ -201,7 +201,11 @@ def _float_or_none(v) -> float | None:
 # -- the single-process loop -------------------------------------------------------------------
 @dataclass
 class StreamResult:
-    """Outcome of one source: rows written and the last sync estimate, or its error."""
+    """Outcome of one source: rows written and the last sync estimate, or its error.
+
+    ``stage_s`` (seconds per stage) is filled by the single-process loop only; on Ray the stages
+    overlap and are observed as latencies (metrics) instead.
+    """
 
     stream_id: str
     source_uri: str
