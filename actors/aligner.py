@@ -45,6 +45,9 @@ class AlignerActor:
         self.events: dict[tuple[str, int], asyncio.Event] = {}
         self.finished: set[str] = set()
         self.first_seen: dict[str, int] = {}  # after a restart: earlier estimates are gone
+        self.last_pushed: dict[str, int] = {}
+        # A restarted actor lost which streams had finished: it must not wait for them.
+        self.reconstructed = ray.get_runtime_context().was_current_actor_reconstructed
 
     async def push(self, stream_id: str, segment) -> None:
         """Adds the next segment of a stream (called in order by the stream's source)."""
@@ -56,6 +59,7 @@ class AlignerActor:
         cols["warp"] = cols["warp"].tolist()
         store = self.estimates.setdefault(stream_id, OrderedDict())
         self.first_seen.setdefault(stream_id, segment.index)
+        self.last_pushed[stream_id] = max(segment.index, self.last_pushed.get(stream_id, -1))
         store[segment.index] = cols
         while len(store) > _KEEP_ESTIMATES:
             store.popitem(last=False)
@@ -73,8 +77,11 @@ class AlignerActor:
     async def estimate_for(self, stream_id: str, segment_index: int, timeout_s: float = 30.0) -> dict:
         """The estimate after ``segment_index`` was pushed (waits for it up to ``timeout_s``)."""
         store = self.estimates.get(stream_id, {})
-        lost = segment_index < self.first_seen.get(stream_id, -1)  # pushed before a restart
-        if segment_index not in store and stream_id not in self.finished and not lost:
+        # Wait only for a segment that has not been pushed yet: an older one was pushed before a
+        # restart or evicted from the bounded history, and will never arrive again.
+        already_pushed = segment_index <= self.last_pushed.get(stream_id, -1)
+        unknown_after_restart = self.reconstructed and stream_id not in self.last_pushed
+        if segment_index not in store and stream_id not in self.finished and not already_pushed and not unknown_after_restart:
             event = self.events.setdefault((stream_id, segment_index), asyncio.Event())
             try:
                 await asyncio.wait_for(event.wait(), timeout_s)

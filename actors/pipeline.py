@@ -94,29 +94,18 @@ def run_ingest(sources: Sequence[str], config: PipelineConfig,
         by_id[sid] = StreamResult(stream_id=sid, source_uri=uri)
     summary.streams = list(by_id.values())
 
-    queue = Queue(maxsize=config.queue_max_segments, actor_options={"num_cpus": 0})
-    aligners = [AlignerActor.options(num_cpus=0.05).remote(config.sync_window_s, config.fault_injection)
-                for _ in range(max(1, min(config.aligner_actors, len(by_id))))]
-    actors, runs = [], []
-    for s in summary.streams:
-        actor = SourceActor.options(num_cpus=config.source_num_cpus).remote(s.stream_id, s.source_uri, config)
-        actors.append(actor)
-        runs.append(actor.run.remote(queue, aligner_for(aligners, s.stream_id), store.committed_indexes(s.stream_id)))
-
-    # Ray Data holds a read task's output until a block reaches target_max_block_size; below one
-    # segment's size every segment is released downstream as soon as it is decoded (streaming).
-    ctx = ray.data.DataContext.get_current()
-    ctx.target_max_block_size = _STREAMING_BLOCK_BYTES
-    ds = ray.data.read_datasource(SegmentQueueDatasource(queue, len(actors)), override_num_blocks=1, num_cpus=0.05)
-    ds = ds.map_batches(TokenizeSegments, batch_size=1,
-                        fn_constructor_kwargs={"codebooks_dir": config.codebooks_dir, "fault_injection": config.fault_injection},
-                        compute=ray.data.ActorPoolStrategy(min_size=config.tokenizer_min_actors, max_size=config.tokenizer_max_actors),
-                        **tokenizer_resources(config.tokenizer_num_cpus, config.tokenizer_num_gpus))
-    ds = ds.map_batches(AttachAlignment, batch_size=None, fn_constructor_kwargs={"aligners": aligners},
-                        compute=ray.data.ActorPoolStrategy(size=1), num_cpus=0.05)
-    ds = ds.map_batches(WriteRows, batch_size=config.writer_batch_rows, fn_constructor_kwargs={"config": config},
-                        compute=ray.data.ActorPoolStrategy(size=1), num_cpus=0.1)
+    queue = aligners = None
+    actors: list = []
     try:
+        queue = Queue(maxsize=config.queue_max_segments, actor_options={"num_cpus": 0})
+        aligners = [AlignerActor.options(num_cpus=0).remote(config.sync_window_s, config.fault_injection)
+                    for _ in range(max(1, min(config.aligner_actors, len(by_id))))]
+        runs = {}
+        for s in summary.streams:
+            actor = SourceActor.options(num_cpus=config.source_num_cpus).remote(s.stream_id, s.source_uri, config)
+            actors.append(actor)
+            runs[s.stream_id] = actor.run.remote(queue, aligner_for(aligners, s.stream_id), store.committed_indexes(s.stream_id))
+        ds = _build_dataset(queue, runs, aligners, config)
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=0):
             for i in range(len(batch["segment_index"])):
                 row = {k: v[i] for k, v in batch.items()}
@@ -130,13 +119,18 @@ def run_ingest(sources: Sequence[str], config: PipelineConfig,
                 s.segments_written += 1
                 summary.rows_total += 1
                 summary.media_s += (int(row["t_end_us"]) - int(row["t_start_us"])) / 1e6
+                metrics.realtime_factor.set(summary.media_s / max(time.monotonic() - t0, 1e-9))
                 if on_row is not None:
                     on_row(row, summary)
-        for result in ray.get(runs):
-            s = by_id[result["stream_id"]]
-            s.segments_skipped = result["skipped"]
+        for sid, ref in runs.items():
+            try:
+                result = ray.get(ref)
+            except ray.exceptions.RayError as exc:  # the source actor itself died
+                by_id[sid].error = f"source actor failed: {type(exc).__name__}"
+                continue
+            by_id[sid].segments_skipped = result["skipped"]
             if result["error"]:
-                s.error = result["error"]
+                by_id[sid].error = result["error"]
         for s in summary.streams:
             est = ray.get(aligner_for(aligners, s.stream_id).current.remote(s.stream_id))
             s.offset_ms, s.drift_ppm, s.confidence = est["av_offset_ms"], est["drift_ppm"], est["sync_confidence"]
@@ -146,10 +140,29 @@ def run_ingest(sources: Sequence[str], config: PipelineConfig,
                 metrics.sync_confidence.labels(s.stream_id).set(s.confidence)
         store.ensure_indexes()
     finally:
-        for a in [*actors, *aligners]:
+        for a in [*actors, *(aligners or [])]:
             ray.kill(a)
-        ray.kill(queue.actor)
+        if queue is not None:
+            ray.kill(queue.actor)
         metrics.close()
     summary.wall_s = time.monotonic() - t0
-    metrics.realtime_factor.set(summary.realtime_factor)
     return summary
+
+
+def _build_dataset(queue, runs: dict, aligners: list, config: PipelineConfig) -> ray.data.Dataset:
+    """source queue → tokenize (autoscaling actor pool) → attach alignment → write."""
+    # Ray Data holds a read task's output until a block reaches target_max_block_size; below one
+    # segment's size every segment is released downstream as soon as it is decoded (streaming).
+    ray.data.DataContext.get_current().target_max_block_size = _STREAMING_BLOCK_BYTES
+    # max_retries=0: a re-run read task would start draining with no memory of the markers and
+    # segments it had already taken from the queue; better to fail loudly.
+    ds = ray.data.read_datasource(SegmentQueueDatasource(queue, runs), override_num_blocks=1, num_cpus=0.05,
+                                  ray_remote_args={"max_retries": 0})
+    ds = ds.map_batches(TokenizeSegments, batch_size=1,
+                        fn_constructor_kwargs={"codebooks_dir": config.codebooks_dir, "fault_injection": config.fault_injection},
+                        compute=ray.data.ActorPoolStrategy(min_size=config.tokenizer_min_actors, max_size=config.tokenizer_max_actors),
+                        **tokenizer_resources(config.tokenizer_num_cpus, config.tokenizer_num_gpus))
+    ds = ds.map_batches(AttachAlignment, batch_size=None, fn_constructor_kwargs={"aligners": aligners},
+                        compute=ray.data.ActorPoolStrategy(size=1), num_cpus=0.05)
+    return ds.map_batches(WriteRows, batch_size=config.writer_batch_rows, fn_constructor_kwargs={"config": config},
+                          compute=ray.data.ActorPoolStrategy(size=1), num_cpus=0.1)

@@ -8,18 +8,19 @@ Ray Data has no unbounded source, so ingestion is split in two:
   queue blocks the sources — backpressure instead of unbounded buffering;
 * :class:`SegmentQueueDatasource` has a single read task that drains that queue and yields one
   block per segment, so rows flow downstream while the sources are still producing. It ends once
-  every source has put its end marker.
+  every source has ended — by its end marker, or, for a source actor that died, by its run
+  having finished without one.
 """
 
 from __future__ import annotations
 
 import time
+from queue import Empty
 
 import ray
 from ray.data import Datasource, ReadTask
 from ray.data.block import BlockAccessor, BlockMetadata
 
-from engine.errors import MediaError
 from engine.media import SegmentReader
 from engine.pipeline import PipelineConfig, TranscriptSidecar, cue_view
 from engine.records import segment_to_record
@@ -39,20 +40,21 @@ class SourceActor:
     def run(self, queue, aligner, skip_indexes: set[int]) -> dict:
         """Decodes to the end of the stream; returns ``{stream_id, segments, skipped, error}``.
 
+        Never raises for a bad source: the error is returned, so one stream fails alone.
         Segments in ``skip_indexes`` (already committed) still go to the aligner, so its state
         is the same as in a first run, but are not emitted again.
         """
         summary = {"stream_id": self.stream_id, "source_uri": self.source_uri, "segments": 0, "skipped": 0, "error": None}
-        pushes: list = []
+        push = None
         try:
             sidecar = TranscriptSidecar(self.source_uri)
             with SegmentReader(self.source_uri, self.config.media_config(), self.stream_id) as reader:
                 for seg in reader:
-                    # Actor calls from one caller run in order: the aligner sees segments in order.
-                    pushes.append(aligner.push.remote(self.stream_id, cue_view(seg)))
-                    if len(pushes) > 4:  # don't run ahead of a slow aligner without bound
-                        done, pushes = ray.wait(pushes, num_returns=len(pushes) - 4)
-                        ray.get(done)
+                    # One push in flight: an asyncio actor may run queued calls out of order, and
+                    # the tracker needs segments in order. Aligning a segment takes milliseconds.
+                    if push is not None:
+                        ray.get(push)
+                    push = aligner.push.remote(self.stream_id, cue_view(seg))
                     if seg.index in skip_indexes:
                         summary["skipped"] += 1
                         continue
@@ -61,12 +63,16 @@ class SourceActor:
                     rec["wall_decoded"] = time.time()
                     queue.put([ray.put(rec)])  # blocks while the queue is full (backpressure)
                     summary["segments"] += 1
-        except MediaError as exc:
+            if push is not None:
+                ray.get(push)
+        except Exception as exc:  # noqa: BLE001 - the stream boundary: any failure fails this stream alone
             summary["error"] = f"{type(exc).__name__}: {exc}"
         finally:
-            # The stream's estimates are complete before anyone hears that it ended.
-            ray.get([*pushes, aligner.finish.remote(self.stream_id)])
-            queue.put((_END, self.stream_id))
+            try:
+                # The stream's estimates are complete before anyone hears that it ended.
+                ray.get(aligner.finish.remote(self.stream_id))
+            finally:
+                queue.put((_END, self.stream_id))
         return summary
 
 
@@ -75,26 +81,38 @@ class SegmentQueueDatasource(Datasource):
 
     Args:
         queue: The ``ray.util.queue.Queue`` the source actors put into.
-        num_sources: End markers to wait for before the read task ends.
+        runs: ``{stream_id: ObjectRef}`` of each source actor's ``run``: a run that finished
+            (or whose actor died) while the queue is empty has ended even without its marker.
     """
 
-    def __init__(self, queue, num_sources: int) -> None:
+    def __init__(self, queue, runs: dict) -> None:
         super().__init__()
         self._queue = queue
-        self._num_sources = num_sources
+        self._runs = runs
 
     def estimate_inmemory_data_size(self) -> int | None:
         return None  # unbounded by design
 
     def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None, data_context=None) -> list[ReadTask]:
-        queue, num_sources = self._queue, self._num_sources
+        queue, runs = self._queue, dict(self._runs)
 
         def read():
-            ended = 0
-            while ended < num_sources:
-                item = queue.get()
+            ended: set[str] = set()
+            draining = False
+            while True:
+                try:
+                    item = queue.get(timeout=1.0)
+                except Empty:
+                    if draining:
+                        return  # every source ended and the queue is empty
+                    pending = [runs[s] for s in runs if s not in ended]
+                    done, _ = ray.wait(pending, num_returns=len(pending), timeout=0)
+                    ended |= {s for s in runs if runs[s] in done}
+                    draining = len(ended) == len(runs)  # one more empty poll: nothing left behind
+                    continue
                 if isinstance(item, tuple) and item[0] == _END:
-                    ended += 1
+                    ended.add(item[1])
+                    draining = len(ended) == len(runs)
                     continue
                 rec = ray.get(item[0])
                 yield BlockAccessor.batch_to_block({k: _column(v) for k, v in rec.items()})

@@ -59,7 +59,9 @@ class PipelineConfig:
         tokenizer_max_actors: Tokenizer actor pool upper bound.
         tokenizer_num_cpus: CPUs per tokenizer actor (fractional, so 2 cores never deadlock).
         tokenizer_num_gpus: GPUs per tokenizer actor (0 on CPU machines; fractional allowed).
-        source_num_cpus: CPUs reserved per source (decode) actor.
+        source_num_cpus: CPUs reserved per source (decode) actor. 0 by default: a reservation
+            per stream would leave no CPU for the tokenizer pool once there are many streams
+            (a folder of files), and decoding a live stream is paced by the stream anyway.
         aligner_actors: Per-stream sync state lives in this many actors, a stream always routed
             to the same one (hash of its id).
         writer_batch_rows: Rows per LanceDB commit (each commit is a table version).
@@ -84,7 +86,7 @@ class PipelineConfig:
     tokenizer_max_actors: int = 2
     tokenizer_num_cpus: float = 0.5
     tokenizer_num_gpus: float = 0.0
-    source_num_cpus: float = 0.1
+    source_num_cpus: float = 0.0
     aligner_actors: int = 1
     writer_batch_rows: int = 4
     queue_max_segments: int = 16

@@ -93,24 +93,18 @@ def tokenize_record(tokenizer: Tokenizer, rec: dict, thumbnail_px: int = 160, ma
     seg = record_to_segment(rec)
     tok = tokenizer.encode_segment(seg)
     a, v = tok.audio, tok.video
-    q_a, q_v = tokenizer.config.audio_quantizers, tokenizer.config.video_quantizers
+    empty = _empty_tokens(tokenizer.config.audio_quantizers, tokenizer.config.video_quantizers)
     # keyframes index the tokenized frames; thumbnails for the first few keyframes only (a
     # segment of busy footage can have dozens, and thumbnails are for browsing, not alignment)
     kf = tok.video_frames[v.keyframes[:max_thumbnails]] if v is not None else np.zeros(0, np.int64)
-    empty_i64 = np.zeros(0, np.int64)
-    empty_i16 = np.zeros(0, np.int16)
     return {
-        "audio_codes": a.codes.astype(np.int16) if a else np.zeros((0, q_a), np.int16),
-        "audio_t_us": a.t_us if a else empty_i64,
-        "audio_dur_us": a.duration_us if a else empty_i64,
-        "video_codes": v.codes.astype(np.int16) if v else np.zeros((0, q_v), np.int16),
-        "video_token_t_us": v.t_us if v else empty_i64,
-        "video_row": v.row.astype(np.int16) if v else empty_i16,
-        "video_col": v.col.astype(np.int16) if v else empty_i16,
-        "keyframe_t_us": seg.video_t_us[kf] if v is not None else empty_i64,
-        "keyframe_jpeg": jpeg_thumbnails(seg.video[kf], thumbnail_px) if v is not None else [],
-        "audio_emb": tok.audio_embedding if tok.audio_embedding is not None else _ABSENT,
-        "video_emb": tok.video_embedding if tok.video_embedding is not None else _ABSENT,
+        **empty,
+        **({"audio_codes": a.codes.astype(np.int16), "audio_t_us": a.t_us, "audio_dur_us": a.duration_us,
+            "audio_emb": tok.audio_embedding} if a is not None else {}),
+        **({"video_codes": v.codes.astype(np.int16), "video_token_t_us": v.t_us, "video_row": v.row.astype(np.int16),
+            "video_col": v.col.astype(np.int16), "keyframe_t_us": seg.video_t_us[kf],
+            "keyframe_jpeg": jpeg_thumbnails(seg.video[kf], thumbnail_px), "video_emb": tok.video_embedding}
+           if v is not None else {}),
         "tokens_in": (a.tokens_in if a else 0) + (v.tokens_in if v else 0),
         "tokens_out": (a.tokens_out if a else 0) + (v.tokens_out if v else 0),
         "codebook_version": tokenizer.codebook_version,
@@ -118,10 +112,20 @@ def tokenize_record(tokenizer: Tokenizer, rec: dict, thumbnail_px: int = 160, ma
     }
 
 
+def _empty_tokens(q_audio: int, q_video: int) -> dict:
+    """Token columns with no tokens, typed exactly like real ones (Ray Data concatenates blocks
+    of one column and refuses tensors of different element types)."""
+    i64, i16 = np.zeros(0, np.int64), np.zeros(0, np.int16)
+    return {"audio_codes": np.zeros((0, q_audio), np.int16), "audio_t_us": i64, "audio_dur_us": i64,
+            "video_codes": np.zeros((0, q_video), np.int16), "video_token_t_us": i64, "video_row": i16,
+            "video_col": i16, "keyframe_t_us": i64, "keyframe_jpeg": [], "audio_emb": _ABSENT, "video_emb": _ABSENT}
+
+
 def failed_token_record(tokenizer: Tokenizer, error: Exception) -> dict:
     """Token columns of a segment that failed to tokenize: no tokens, the reason kept."""
-    return {**{k: _ABSENT for k in TOKEN_COLUMNS}, "keyframe_jpeg": [], "tokens_in": 0, "tokens_out": 0,
-            "codebook_version": tokenizer.codebook_version, "error": f"{type(error).__name__}: {error}"}
+    return {**_empty_tokens(tokenizer.config.audio_quantizers, tokenizer.config.video_quantizers),
+            "tokens_in": 0, "tokens_out": 0, "codebook_version": tokenizer.codebook_version,
+            "error": f"{type(error).__name__}: {error}"}
 
 
 #: An absent array value. Empty arrays rather than None: Ray Data cannot concatenate blocks

@@ -88,9 +88,16 @@ def classify(source: str | Path) -> SourceRef:
 
 
 def default_stream_id(source: str | Path) -> str:
-    """A stable, readable id for a source: file stem (or host) plus a short hash of the URI."""
+    """A stable, readable id for a source: file stem (or host) plus a short hash of the URI.
+
+    Local paths are resolved first, so ``clip.mp4`` and ``/data/clip.mp4`` (the same file) get
+    the same id and a re-run resumes it whichever way it was named.
+    """
     uri = str(source)
     parsed = urlparse(uri)
+    if parsed.scheme in ("", "file"):
+        uri = str(Path(parsed.path if parsed.scheme == "file" else uri).expanduser().resolve())
+        parsed = urlparse(uri)
     stem = Path(parsed.path).stem or parsed.hostname or "stream"
     digest = hashlib.sha1(uri.encode()).hexdigest()[:8]
     return f"{stem[:40]}-{digest}"

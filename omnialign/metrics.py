@@ -22,7 +22,6 @@ class IngestMetrics:
     def __init__(self, port: int | None = None) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.segments_in = Counter("omnialign_segments_decoded", "Segments decoded, by stream", ["stream"], registry=r)
         self.segments_out = Counter("omnialign_segments_committed", "Segments committed to LanceDB", ["stream"], registry=r)
         self.segment_errors = Counter("omnialign_segment_errors", "Segments that failed a stage", ["stream"], registry=r)
         self.tokens_in = Counter("omnialign_tokens_in", "Tokens before compression", registry=r)
@@ -48,7 +47,8 @@ class IngestMetrics:
         self.segments_out.labels(stream).inc()
         self.tokens_in.inc(row["tokens_in"])
         self.tokens_out.inc(row["tokens_out"])
-        self.stage_latency.labels("tokenize").observe(max(0.0, row["wall_tokenized"] - row["wall_decoded"]))
+        # decoded -> tokenized includes the wait in the source queue (backpressure shows here)
+        self.stage_latency.labels("queue_and_tokenize").observe(max(0.0, row["wall_tokenized"] - row["wall_decoded"]))
         self.stage_latency.labels("align_and_write").observe(max(0.0, row["wall_committed"] - row["wall_tokenized"]))
         self.e2e_lag.observe(max(0.0, row["wall_committed"] - row["wall_decoded"]))
 

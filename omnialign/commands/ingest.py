@@ -18,7 +18,8 @@ def register(sub) -> None:
     p.add_argument("--live", action="store_true", help="read files at real-time speed, as live sources")
     p.add_argument("--segment-s", type=float, default=2.0, help="segment length in seconds (default 2.0)")
     p.add_argument("--ray-address", help="Ray cluster address (default: start a local Ray)")
-    p.add_argument("--tokenizer-actors", default="1:2", metavar="MIN:MAX", help="tokenizer actor pool size range")
+    p.add_argument("--tokenizer-actors", type=_pool_range, default=(1, 2), metavar="MIN:MAX",
+                   help="tokenizer actor pool size range (default 1:2)")
     p.add_argument("--tokenizer-gpus", type=float, default=0.0, help="GPUs per tokenizer actor (fractional ok)")
     p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT")
     p.add_argument("--json", action="store_true", help="print the run summary as JSON")
@@ -70,9 +71,9 @@ def run(args: argparse.Namespace) -> int:
 
     codebooks = Path(args.codebooks) if args.codebooks else Path(args.db) / "codebooks"
     ensure_codebooks(codebooks, args.sources, args.segment_s)
-    lo, _, hi = args.tokenizer_actors.partition(":")
+    lo, hi = args.tokenizer_actors
     config = PipelineConfig(db_dir=args.db, codebooks_dir=str(codebooks), segment_s=args.segment_s, live=args.live,
-                            tokenizer_min_actors=int(lo), tokenizer_max_actors=int(hi or lo),
+                            tokenizer_min_actors=lo, tokenizer_max_actors=hi,
                             tokenizer_num_gpus=args.tokenizer_gpus, metrics_port=args.metrics_port)
     init_ray(args.ray_address)
     progress = Progress(label="ingest")
@@ -91,6 +92,17 @@ def run(args: argparse.Namespace) -> int:
         print_table(rows, ("stream_id", "segments", "skipped", "offset_ms", "drift_ppm", "confidence", "status"))
         print(f"{summary.rows_total} rows in {summary.wall_s:.1f} s ({summary.realtime_factor:.1f}x real time) -> {args.db}")
     return EXIT_FAILED_INPUTS if any(s.error for s in summary.streams) else 0
+
+
+def _pool_range(text: str) -> tuple[int, int]:
+    try:
+        lo, _, hi = text.partition(":")
+        lo, hi = int(lo), int(hi or lo)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected MIN:MAX, got {text!r}") from None
+    if not 1 <= lo <= hi:
+        raise argparse.ArgumentTypeError(f"need 1 <= MIN <= MAX, got {text!r}")
+    return lo, hi
 
 
 def _fmt(v, digits: int = 1) -> str:

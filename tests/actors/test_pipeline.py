@@ -143,3 +143,19 @@ def test_search_by_text_audio_image_with_filters(ray_local, media, tmp_path):
     assert [(h.stream_id, h.segment_index) for h in hits] == [(kite, 1), (kite, 2)]
     hits = search(store, SearchQuery(text="weather", stream_id=kite, k=10))
     assert {h.stream_id for h in hits} == {kite}
+
+
+def test_segments_that_fail_tokenization_fail_alone(ray_local, media, tmp_path):
+    # Codebooks without video: every segment of a video clip fails to tokenize, while an
+    # audio-only stream in the same run (and the same writer batches) is written normally.
+    wav = tmp_path / "voice.wav"
+    synthesize(SynthSpec(duration_s=6.0, with_video=False, speech=True, seed=70), wav)
+    audio_only = Tokenizer.fit(list(iter_segments(str(wav))), TokenizerConfig(audio_quantizers=2, audio_codebook_size=16))
+    audio_only.save(tmp_path / "cb_audio")
+    config = PipelineConfig(db_dir=str(tmp_path / "db"), codebooks_dir=str(tmp_path / "cb_audio"), writer_batch_rows=4)
+    summary = run_ingest([str(wav), media["clips"][0]], config)
+    by_id = {s.stream_id: s for s in summary.streams}
+    good, bad = by_id[default_stream_id(str(wav))], by_id[default_stream_id(media["clips"][0])]
+    assert good.segments_written == 3 and good.error is None
+    assert bad.segments_written == 0 and bad.segments_failed == 3 and "video" in bad.error
+    assert SegmentStore.open(tmp_path / "db").count() == 3
