@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 import av
@@ -129,8 +129,10 @@ class Segment:
         audio: Mono float32 samples at ``audio_rate_hz``, exactly covering the segment (zeros where
             the source had no audio), or None if the source has no audio.
         audio_rate_hz: Sample rate of ``audio``.
-        video: RGB uint8 frames ``[F, H, W, 3]`` whose PTS fall in the segment, or None without
-            video.
+        frames: The RGB uint8 frames ``[H, W, 3]`` whose PTS fall in the segment, one array per
+            frame, or None without video. :attr:`video` stacks them into ``[F, H, W, 3]`` on
+            first use: a consumer that needs only some frames (the tokenizer samples 5 per
+            second) or small views of them (sync cues) never pays for the full-size stack.
         video_t_us: int64 ``[F]`` PTS-derived time of each frame.
         is_final: This is the stream's last segment (it may be shorter than ``segment_s``).
         discontinuities: PTS discontinuities first seen while filling this segment.
@@ -142,10 +144,20 @@ class Segment:
     t_end_us: int
     audio: np.ndarray | None
     audio_rate_hz: int
-    video: np.ndarray | None
+    frames: list[np.ndarray] | None
     video_t_us: np.ndarray
     is_final: bool = False
     discontinuities: tuple[Discontinuity, ...] = ()
+    _video: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def video(self) -> np.ndarray | None:
+        """The frames stacked as uint8 ``[F, H, W, 3]`` (built once, then cached), or None."""
+        if self.frames is None:
+            return None
+        if self._video is None:
+            self._video = np.stack(self.frames) if self.frames else np.zeros((0, 0, 0, 3), np.uint8)
+        return self._video
 
     @property
     def duration_us(self) -> int:
@@ -420,7 +432,7 @@ class SegmentReader:
         kwargs = {"format": "rgb24"}
         if cfg.video_width is not None:
             kwargs.update(width=cfg.video_width, height=cfg.video_height)
-        self._frames.append((t_us, frame.to_ndarray(**kwargs)))
+        self._frames.append((t_us, _rgb_view(frame.reformat(**kwargs))))
 
     def _reached_us(self) -> tuple[int | None, int | None]:
         a = None if self._audio is None else sample_to_us(self._audio.written, self.config.audio_rate_hz)
@@ -468,18 +480,13 @@ class SegmentReader:
             s0 = us_to_sample(t0, rate)
             s1 = s0 + self._seg_samples if not is_final else us_to_sample(t1, rate)
             audio = self._audio.take(s0, s1)
-        video = None
+        frames = None
         t_list: list[int] = []
         if self._vstream is not None:
             inside = [(t, img) for t, img in self._frames if t0 <= t < t1]
             self._frames = [(t, img) for t, img in self._frames if t >= t1]
             t_list = [t for t, _ in inside]
-            if inside:
-                video = np.stack([img for _, img in inside])
-            else:
-                h = self.config.video_height or self.info.height or 0
-                w = self.config.video_width or self.info.width or 0
-                video = np.zeros((0, h, w, 3), np.uint8)
+            frames = [img for _, img in inside]  # zero-copy views of the converted frames
         disc, self._pending_disc = tuple(self._pending_disc), []
         seg = Segment(
             stream_id=self.stream_id,
@@ -488,7 +495,7 @@ class SegmentReader:
             t_end_us=t1,
             audio=audio,
             audio_rate_hz=rate,
-            video=video,
+            frames=frames,
             video_t_us=np.asarray(t_list, dtype=np.int64),
             is_final=is_final,
             discontinuities=disc,
@@ -502,6 +509,13 @@ class SegmentReader:
         delay = self._wall0 + t_us / US_PER_S - time.monotonic()
         if delay > 0:
             time.sleep(delay)
+
+
+def _rgb_view(rgb: av.VideoFrame) -> np.ndarray:
+    """Zero-copy [H, W, 3] view of an rgb24 frame's plane (rows may be padded to line_size)."""
+    plane = rgb.planes[0]
+    rows = np.frombuffer(plane, np.uint8).reshape(rgb.height, plane.line_size)
+    return rows[:, : rgb.width * 3].reshape(rgb.height, rgb.width, 3)
 
 
 def iter_segments(source: str, config: MediaConfig | None = None, stream_id: str | None = None) -> Iterator[Segment]:

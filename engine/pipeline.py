@@ -139,10 +139,10 @@ class TranscriptSidecar:
 
 def cue_view(seg: Segment, max_side_px: int = 128) -> Segment:
     """The segment as the sync tracker needs it: audio plus small frames (cheap to ship)."""
-    if seg.video is None or seg.video.shape[0] == 0:
+    if not seg.frames:
         return seg
-    step = max(1, -(-max(seg.video.shape[1:3]) // max_side_px))
-    return replace(seg, video=np.ascontiguousarray(seg.video[:, ::step, ::step]))
+    step = max(1, -(-max(seg.frames[0].shape[:2]) // max_side_px))
+    return replace(seg, frames=[np.ascontiguousarray(f[::step, ::step]) for f in seg.frames])
 
 
 # -- stage: align ------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ def segment_to_record(seg: Segment, source_uri: str) -> dict:
         "source_uri": source_uri,
         "is_final": bool(seg.is_final),
         "has_audio": seg.audio is not None,
-        "has_video": seg.video is not None,
+        "has_video": seg.frames is not None,
         "audio": seg.audio if seg.audio is not None else np.zeros(0, np.float32),
         "video": seg.video if seg.video is not None else np.zeros((0, 1, 1, 3), np.uint8),
         "video_t_us": seg.video_t_us,
@@ -64,14 +64,14 @@ def record_to_segment(rec: dict) -> Segment:
         t_end_us=int(rec["t_end_us"]),
         audio=np.asarray(rec["audio"], np.float32) if rec["has_audio"] else None,
         audio_rate_hz=int(rec["audio_rate_hz"]),
-        video=np.asarray(rec["video"], np.uint8) if rec["has_video"] else None,
+        frames=list(np.asarray(rec["video"], np.uint8)) if rec["has_video"] else None,
         video_t_us=np.asarray(rec["video_t_us"], np.int64),
         is_final=bool(rec["is_final"]),
     )
 
 
-def jpeg_thumbnails(frames: np.ndarray, max_side_px: int = 160, quality: int = 80) -> list[bytes]:
-    """JPEG thumbnails of RGB uint8 frames [F, H, W, 3], longest side at most ``max_side_px``."""
+def jpeg_thumbnails(frames, max_side_px: int = 160, quality: int = 80) -> list[bytes]:
+    """JPEG thumbnails of RGB uint8 frames (``[H, W, 3]`` each), longest side at most ``max_side_px``."""
     from PIL import Image
 
     out = []
@@ -103,7 +103,7 @@ def tokenize_record(tokenizer: Tokenizer, rec: dict, thumbnail_px: int = 160, ma
             "audio_emb": tok.audio_embedding} if a is not None else {}),
         **({"video_codes": v.codes.astype(np.int16), "video_token_t_us": v.t_us, "video_row": v.row.astype(np.int16),
             "video_col": v.col.astype(np.int16), "keyframe_t_us": seg.video_t_us[kf],
-            "keyframe_jpeg": jpeg_thumbnails(seg.video[kf], thumbnail_px), "video_emb": tok.video_embedding}
+            "keyframe_jpeg": jpeg_thumbnails([seg.frames[i] for i in kf], thumbnail_px), "video_emb": tok.video_embedding}
            if v is not None else {}),
         "tokens_in": (a.tokens_in if a else 0) + (v.tokens_in if v else 0),
         "tokens_out": (a.tokens_out if a else 0) + (v.tokens_out if v else 0),

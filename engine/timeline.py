@@ -31,6 +31,18 @@ def _round_half_even(x: Fraction) -> int:
     return int(round(x))
 
 
+def _div_round_half_even(num: int, den: int) -> int:
+    """``round(num / den)`` for ints (den > 0), exact and half-to-even like ``round(Fraction)``.
+
+    Integer-only: called for every decoded frame, where building Fractions was measurable.
+    """
+    q, r = divmod(num, den)
+    twice = 2 * r
+    if twice > den or (twice == den and q % 2 == 1):
+        q += 1
+    return q
+
+
 def pts_to_us(pts: int, time_base: Fraction) -> int:
     """Converts a PTS in ``time_base`` units to integer microseconds (exact, half-to-even).
 
@@ -41,7 +53,8 @@ def pts_to_us(pts: int, time_base: Fraction) -> int:
     Returns:
         The time in microseconds.
     """
-    return _round_half_even(Fraction(pts) * Fraction(time_base) * US_PER_S)
+    tb = Fraction(time_base)
+    return _div_round_half_even(int(pts) * tb.numerator * US_PER_S, tb.denominator)
 
 
 def us_to_pts(t_us: int, time_base: Fraction) -> int:
@@ -51,12 +64,12 @@ def us_to_pts(t_us: int, time_base: Fraction) -> int:
 
 def sample_to_us(sample_index: int, sample_rate_hz: int) -> int:
     """Time in microseconds of sample ``sample_index`` of a stream starting at 0."""
-    return _round_half_even(Fraction(sample_index * US_PER_S, sample_rate_hz))
+    return _div_round_half_even(int(sample_index) * US_PER_S, int(sample_rate_hz))
 
 
 def us_to_sample(t_us: int, sample_rate_hz: int) -> int:
     """Index of the sample at (or nearest to) ``t_us`` for a stream starting at 0."""
-    return _round_half_even(Fraction(t_us * sample_rate_hz, US_PER_S))
+    return _div_round_half_even(int(t_us) * int(sample_rate_hz), US_PER_S)
 
 
 def samples_per_span(span_us: int, sample_rate_hz: int) -> int:

@@ -196,8 +196,9 @@ class Tokenizer:
         for seg in segments:
             if seg.audio is not None and seg.n_audio_samples > 0:
                 audio.add(tok.audio_extractor.extract(seg.audio, seg.t_start_us).values)
-            if seg.video is not None and seg.n_video_frames > 0:
-                video.add(tok.video_extractor.extract(seg.video, seg.video_t_us).values)
+            if seg.frames is not None and seg.n_video_frames > 0:
+                keep = tok.token_frames(seg.video_t_us)  # fit on the frames that get tokens
+                video.add(tok.video_extractor.extract(np.stack([seg.frames[i] for i in keep]), seg.video_t_us[keep]).values)
         fitted = {}
         for name, res, q, k, dim in (
             ("audio", audio, config.audio_quantizers, config.audio_codebook_size, tok.audio_extractor.dim),
@@ -277,11 +278,12 @@ class Tokenizer:
             codes = np.asarray(self.audio_rvq.encode(x))
             audio = merge_audio_runs(codes, feats.t_us, self._hop_us, self.config.compression.audio_match_stages)
             audio_emb = pooled_embedding(x)
-        if segment.video is not None and segment.n_video_frames > 0:
+        if segment.frames is not None and segment.n_video_frames > 0:
             if self.video_rvq is None:
                 raise InvalidInputError("video", f"segment {segment.stream_id}#{segment.index} has video but the codebooks have none")
             keep = self.token_frames(segment.video_t_us)
-            feats = self.video_extractor.extract(segment.video[keep], segment.video_t_us[keep])
+            frames = np.stack([segment.frames[i] for i in keep])  # only the sampled frames
+            feats = self.video_extractor.extract(frames, segment.video_t_us[keep])
             if self.video_norm:
                 feats = replace(feats, values=self.video_norm(feats.values))
             codes = np.asarray(self.video_rvq.encode(feats.values))

@@ -78,7 +78,7 @@ def test_errors(fitted, tmp_path):
     with pytest.raises(InvalidInputError, match="no audio or video"):
         Tokenizer.fit([], SMALL)
     # Fitting on digital silence is refused; tokenizing a silent segment is fine.
-    silent = replace(segs[0], audio=np.zeros_like(segs[0].audio), video=None, video_t_us=np.zeros(0, np.int64))
+    silent = replace(segs[0], audio=np.zeros_like(segs[0].audio), frames=None, video_t_us=np.zeros(0, np.int64))
     with pytest.raises(InvalidInputError, match="identical"):
         Tokenizer.fit([silent], SMALL)
     out = tok.encode_segment(silent)
