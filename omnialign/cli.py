@@ -12,11 +12,11 @@ import sys
 from collections.abc import Sequence
 
 from omnialign import __version__
-from omnialign.commands import demo, ingest, rvq, search, segments, sync, synth
+from omnialign.commands import demo, ingest, model, rvq, search, segments, sync, synth
 from omnialign.commands.common import EXIT_FAILED_INPUTS
 
 #: Registered subcommands, in --help order.
-COMMANDS = (synth, segments, sync, rvq, ingest, search, demo)
+COMMANDS = (synth, segments, sync, rvq, model, ingest, search, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
