@@ -254,7 +254,7 @@ def run_local(sources: Sequence[str], config: PipelineConfig) -> list[StreamResu
                     if seg.index in done:
                         res.segments_skipped += 1
                         continue
-                    rec = {**segment_to_record(seg, source), "transcript": sidecar.text(seg) or "", **alignment_columns(est)}
+                    rec = {**segment_to_record(tokenizer.token_view(seg), source), "transcript": sidecar.text(seg) or "", **alignment_columns(est)}
                     t0 = time.perf_counter()
                     (tok,) = tokenize_records(tokenizer, [rec])
                     res.stage_s["tokenize"] += time.perf_counter() - t0

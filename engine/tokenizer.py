@@ -296,10 +296,18 @@ class Tokenizer:
 
     def token_frames(self, t_us: np.ndarray) -> np.ndarray:
         """Indices of the frames that get tokens: the first frame of each 1/video_token_fps window."""
-        if self.config.video_token_fps is None:
-            return np.arange(len(t_us))
-        window = np.asarray(t_us, np.int64) // int(1_000_000 / self.config.video_token_fps)
-        return np.flatnonzero(np.r_[True, window[1:] != window[:-1]])
+        return token_frame_indices(t_us, self.config.video_token_fps)
+
+    def token_view(self, segment: Segment) -> Segment:
+        """The segment with only the frames that get tokens (what a tokenizer stage needs).
+
+        Pipelines ship this instead of every frame: 5 of 25 frames per second is 5x less data
+        between processes, and tokenizing it gives exactly the same tokens.
+        """
+        if not segment.frames:
+            return segment
+        keep = self.token_frames(segment.video_t_us)
+        return replace(segment, frames=[segment.frames[i] for i in keep], video_t_us=segment.video_t_us[keep])
 
     def embed_audio(self, samples: np.ndarray, t_start_us: int = 0) -> np.ndarray:
         """Search vector of a mono 16 kHz clip, computed exactly as for ingested segments."""
@@ -323,6 +331,14 @@ class Tokenizer:
     def _hop_us(self) -> int:
         c = self.config.log_mel
         return c.hop_samples * 1_000_000 // c.sample_rate_hz
+
+
+def token_frame_indices(t_us: np.ndarray, fps: float | None) -> np.ndarray:
+    """First frame of each ``1/fps`` window of frame times (all frames when ``fps`` is None)."""
+    if fps is None:
+        return np.arange(len(t_us))
+    window = np.asarray(t_us, np.int64) // int(1_000_000 / fps)
+    return np.flatnonzero(np.r_[True, window[1:] != window[:-1]])
 
 
 def pooled_embedding(x: np.ndarray) -> np.ndarray:
