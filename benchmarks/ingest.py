@@ -194,8 +194,10 @@ def main() -> None:
     meta = {"machine": platform.machine(), "cpus": os.cpu_count(), "clip_s": args.clip_s,
             "video": "320x240@25 H.264", "audio": "48 kHz AAC -> 16 kHz mono"}
     out = Path(args.out)
-    if not rows and out.exists():  # a soak-only run keeps the throughput rows of an earlier run
-        rows = json.loads(out.read_text()).get("rows", [])
+    earlier = json.loads(out.read_text()) if out.exists() else {}
+    # a soak-only run keeps the throughput rows of an earlier run, and a throughput-only run its soak
+    rows = rows or earlier.get("rows", [])
+    live = live or earlier.get("live")
     out.write_text(json.dumps({"meta": meta, "rows": rows, "live": live}, indent=1))
     print(f"{'streams':>7} {'loop xRT':>9} {'ray xRT':>8} {'ray steady xRT':>15} {'overhead':>9} "
           f"{'loop decode/align/tok/write s':>30} {'ray e2e p50 s':>13}")
@@ -205,7 +207,7 @@ def main() -> None:
         print(f"{r['streams']:>7} {r['loop']['realtime_factor']:>9.1f} {r['ray']['realtime_factor']:>8.1f} "
               f"{(r['ray']['steady_realtime_factor'] or 0):>15.1f} {(r['ray_overhead'] or 0):>9.2f} {stages:>30} "
               f"{r['ray']['latency_end_to_end_s_p50']:>13.2f}")
-    if live:
+    if live and args.live_minutes > 0:
         print(f"live soak: {args.live_minutes:g} min x 8 streams, RSS median {live['rss_mb_first_half_median']:.0f} MiB "
               f"(first half) vs {live['rss_mb_second_half_median']:.0f} MiB (second half), max {live['rss_mb_max']:.0f} MiB "
               f"-> {RESULTS / 'ingest_rss.png'}")

@@ -49,8 +49,25 @@ class CompressionConfig:
     audio_match_stages: Optional[int] = 2
 
 
+class _TokenCounts:
+    """Token counts shared by :class:`VideoTokens` and :class:`AudioTokens` (``codes`` [M, Q],
+    ``tokens_in``)."""
+
+    codes: np.ndarray
+    tokens_in: int
+
+    @property
+    def tokens_out(self) -> int:
+        return int(self.codes.shape[0])
+
+    @property
+    def compression_ratio(self) -> float:
+        """tokens_in / tokens_out."""
+        return self.tokens_in / max(1, self.tokens_out)
+
+
 @dataclass(frozen=True)
-class VideoTokens:
+class VideoTokens(_TokenCounts):
     """Compressed video region tokens of one segment.
 
     Attributes:
@@ -75,18 +92,9 @@ class VideoTokens:
     tokens_in: int
     keyframes: np.ndarray
 
-    @property
-    def tokens_out(self) -> int:
-        return int(self.codes.shape[0])
-
-    @property
-    def compression_ratio(self) -> float:
-        """tokens_in / tokens_out."""
-        return self.tokens_in / max(1, self.tokens_out)
-
 
 @dataclass(frozen=True)
-class AudioTokens:
+class AudioTokens(_TokenCounts):
     """Run-length merged audio tokens of one segment.
 
     Attributes:
@@ -104,15 +112,6 @@ class AudioTokens:
     duration_us: np.ndarray
     source_index: np.ndarray
     tokens_in: int
-
-    @property
-    def tokens_out(self) -> int:
-        return int(self.codes.shape[0])
-
-    @property
-    def compression_ratio(self) -> float:
-        """tokens_in / tokens_out."""
-        return self.tokens_in / max(1, self.tokens_out)
 
 
 # --------------------------------------------------------------------------------------------

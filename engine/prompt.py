@@ -27,7 +27,7 @@ Format (TMRoPE-style interleaving, as in Qwen2.5-Omni: per time chunk, video the
 Rendering is exact for codes: ``parse_prompt(render_prompt(rows))`` gives back every code in
 the order above (exact token times are not in the text; only their chunk is).
 
-This module works on plain arrays and duck-typed rows (:class:`engine.store.SegmentRow`, dicts);
+This module works on plain arrays and duck-typed rows (:class:`engine.store_schema.SegmentRow`, dicts);
 it does not import the store.
 """
 
@@ -86,7 +86,7 @@ class RenderableSegment:
 
     @classmethod
     def from_row(cls, row) -> RenderableSegment:
-        """From a :class:`engine.store.SegmentRow`, a mapping, or anything with those attributes."""
+        """From a :class:`engine.store_schema.SegmentRow`, a mapping, or anything with those attributes."""
         if isinstance(row, RenderableSegment):
             return row
 
@@ -155,7 +155,7 @@ def render_prompt(segments: Iterable, vocab: OmniVocab, origin_us: int | None = 
     """Renders segment rows into one prompt, interleaved per time chunk (see the module docstring).
 
     Args:
-        segments: Rows (:class:`RenderableSegment`, :class:`engine.store.SegmentRow`, dicts), any order.
+        segments: Rows (:class:`RenderableSegment`, :class:`engine.store_schema.SegmentRow`, dicts), any order.
         vocab: The model's token layout; its ``chunk_us`` is the chunk length.
         origin_us: Start of chunk 0; default the earliest ``t_start_us``. Must not be later
             than any segment start or token time.
