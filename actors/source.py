@@ -24,6 +24,7 @@ from ray.data.block import BlockAccessor, BlockMetadata
 from engine.media import SegmentReader
 from engine.pipeline import PipelineConfig, TranscriptSidecar, cue_view
 from engine.records import segment_to_record
+from engine.tokenizer import Tokenizer, token_view
 
 _END = "__end__"
 
@@ -36,10 +37,8 @@ class SourceActor:
         self.stream_id = stream_id
         self.source_uri = source_uri
         self.config = config
-        from engine.tokenizer import Tokenizer
-
-        # Only to know which frames get tokens: the pipeline ships just those downstream.
-        self.tokenizer = Tokenizer.load(config.codebooks_dir)
+        # Only which frames get tokens matters here: the pipeline ships just those downstream.
+        self.token_fps = Tokenizer.load_config(config.codebooks_dir).video_token_fps
 
     def run(self, queue, aligner, skip_indexes: set[int]) -> dict:
         """Decodes to the end of the stream; returns ``{stream_id, segments, skipped, error}``.
@@ -62,7 +61,7 @@ class SourceActor:
                     if seg.index in skip_indexes:
                         summary["skipped"] += 1
                         continue
-                    rec = segment_to_record(self.tokenizer.token_view(seg), self.source_uri)
+                    rec = segment_to_record(token_view(seg, self.token_fps), self.source_uri)
                     rec["transcript"] = sidecar.text(seg) or ""  # "" = none (see records.null_to_none)
                     rec["wall_decoded"] = time.time()
                     queue.put([ray.put(rec)])  # blocks while the queue is full (backpressure)

@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.dtw import DTWConfig, dtw, warm_up  # noqa: E402
+from engine.dtw import dtw, warm_up  # noqa: E402
 from engine.oltw import OLTWConfig, OnlineDTW  # noqa: E402
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from fractions import Fraction
 
 import av
 import numpy as np
@@ -348,8 +347,6 @@ class SegmentReader:
         self._pending_disc: list[Discontinuity] = []
         self._next_index = 0
         self._wall0 = time.monotonic()  # pace: media time 0 is "now"
-        self._audio_done = self._audio is None
-        self._video_done = self._vstream is None
 
         streams = [s for s in (self._astream, self._vstream) if s is not None]
         error: Exception | None = None
@@ -371,7 +368,6 @@ class SegmentReader:
             error = exc
         if self._audio is not None:
             self._audio.flush()
-        self._audio_done = self._video_done = True
         end_us = self._end_us()
         if end_us is None or end_us <= 0:
             self.close()

@@ -299,15 +299,16 @@ class Tokenizer:
         return token_frame_indices(t_us, self.config.video_token_fps)
 
     def token_view(self, segment: Segment) -> Segment:
-        """The segment with only the frames that get tokens (what a tokenizer stage needs).
+        """The segment with only the frames that get tokens (see :func:`token_view`)."""
+        return token_view(segment, self.config.video_token_fps)
 
-        Pipelines ship this instead of every frame: 5 of 25 frames per second is 5x less data
-        between processes, and tokenizing it gives exactly the same tokens.
-        """
-        if not segment.frames:
-            return segment
-        keep = self.token_frames(segment.video_t_us)
-        return replace(segment, frames=[segment.frames[i] for i in keep], video_t_us=segment.video_t_us[keep])
+    @staticmethod
+    def load_config(directory: str | Path) -> TokenizerConfig:
+        """The configuration of a codebook folder, without loading its codebooks."""
+        path = Path(directory) / _MANIFEST
+        if not path.is_file():
+            raise InvalidInputError(str(directory), f"no {_MANIFEST}: not a codebook folder (make one with `omnialign rvq fit`)")
+        return TokenizerConfig.from_json(json.loads(path.read_text())["config"])
 
     def embed_audio(self, samples: np.ndarray, t_start_us: int = 0) -> np.ndarray:
         """Search vector of a mono 16 kHz clip, computed exactly as for ingested segments."""
@@ -339,6 +340,18 @@ def token_frame_indices(t_us: np.ndarray, fps: float | None) -> np.ndarray:
         return np.arange(len(t_us))
     window = np.asarray(t_us, np.int64) // int(1_000_000 / fps)
     return np.flatnonzero(np.r_[True, window[1:] != window[:-1]])
+
+
+def token_view(segment: Segment, fps: float | None) -> Segment:
+    """The segment with only the frames that get tokens (what a tokenizer stage needs).
+
+    Pipelines ship this instead of every frame: 5 of 25 frames per second is 5x less data
+    between processes, and tokenizing it gives exactly the same tokens.
+    """
+    if not segment.frames:
+        return segment
+    keep = token_frame_indices(segment.video_t_us, fps)
+    return replace(segment, frames=[segment.frames[i] for i in keep], video_t_us=segment.video_t_us[keep])
 
 
 def pooled_embedding(x: np.ndarray) -> np.ndarray:

@@ -244,7 +244,6 @@ def locate_transitions(
         One ``(lo_s, hi_s)`` video-time interval per pair of neighbouring runs.
     """
     scale = 1.0 + drift_ppm * 1e-6
-    cc = config.cues
     out = []
     a_t = audio.times_us()
     onsets = pick_events(a_t, audio.rise_db, config.audio_event_min_rise_db, int(config.refractory_ms * 1000))

@@ -7,7 +7,6 @@ import sys
 from collections.abc import Sequence
 
 EXIT_FAILED_INPUTS = 1  # some inputs failed; the others completed
-EXIT_USAGE = 2
 
 
 def add_media_args(p: argparse.ArgumentParser) -> None:

@@ -7,8 +7,7 @@ import pytest
 
 from engine.compress import CompressionConfig, merge_audio_runs, merge_regions, select_keyframes
 from engine.errors import InvalidInputError
-from engine.features import Features, LogMelExtractor, RegionConfig, RegionExtractor
-from engine.rvq import ResidualVQ
+from engine.features import Features
 
 
 def _region_features(n_frames: int, rows: int, cols: int, dim: int, seed: int = 0) -> Features:
