@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.errors import MediaError, OmniAlignError
+from engine.errors import InvalidInputError, MediaError, OmniAlignError
 from engine.media import MediaConfig, Segment, SegmentReader
 from engine.records import null_to_none, segment_to_record, tokenize_records
 from engine.sources import classify, default_stream_id
@@ -233,13 +233,22 @@ def _timed(it: Iterator, acc: dict, key: str) -> Iterator:
         yield item
 
 
-def run_local(sources: Sequence[str], config: PipelineConfig) -> list[StreamResult]:
-    """Runs every stage in this process, one source after the other (no Ray)."""
+def run_local(sources: Sequence[str], config: PipelineConfig, stream_id: str | None = None) -> list[StreamResult]:
+    """Runs every stage in this process, one source after the other (no Ray).
+
+    Args:
+        sources: Files, folders or URLs.
+        config: Pipeline settings.
+        stream_id: Stream id for a single source (default :func:`engine.sources.default_stream_id`).
+    """
     tokenizer = Tokenizer.load(config.codebooks_dir)
     store = SegmentStore(store_config_for(config, tokenizer))
+    expanded = expand_sources(sources)
+    if stream_id is not None and len(expanded) != 1:
+        raise InvalidInputError("stream_id", f"given for {len(expanded)} sources; it names exactly one")
     results = []
-    for source in expand_sources(sources):
-        res = StreamResult(stream_id=default_stream_id(source), source_uri=source)
+    for source in expanded:
+        res = StreamResult(stream_id=stream_id or default_stream_id(source), source_uri=source)
         results.append(res)
         try:
             done = store.committed_indexes(res.stream_id)

@@ -263,6 +263,13 @@ class SegmentStore:
         rows = SegmentRow.from_arrow(tbl)
         return rows[0] if rows else None
 
+    def rows_between(self, stream_id: str, from_us: int, to_us: int) -> list[SegmentRow]:
+        """Rows of ``stream_id`` overlapping ``[from_us, to_us)``, in segment order."""
+        where = (f"stream_id = {sql_quote(stream_id)} AND t_end_us > {int(from_us)} "
+                 f"AND t_start_us < {int(to_us)}")
+        rows = SegmentRow.from_arrow(self.table.search().where(where).to_arrow())
+        return sorted(rows, key=lambda r: r.segment_index)
+
     def streams(self) -> list[StreamSummary]:
         """One summary per stored stream, sorted by ``stream_id``."""
         tbl = self._scan(["stream_id", "segment_index", "t_end_us", "av_offset_ms",

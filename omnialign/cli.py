@@ -12,11 +12,21 @@ import sys
 from collections.abc import Sequence
 
 from omnialign import __version__
-from omnialign.commands import demo, ingest, model, rvq, search, segments, sync, synth
+from omnialign.commands import (
+    demo,
+    ingest,
+    model,
+    rvq,
+    search,
+    segments,
+    serve,
+    sync,
+    synth,
+)
 from omnialign.commands.common import EXIT_FAILED_INPUTS
 
 #: Registered subcommands, in --help order.
-COMMANDS = (synth, segments, sync, rvq, model, ingest, search, demo)
+COMMANDS = (synth, segments, sync, rvq, model, ingest, search, serve, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -35,3 +35,14 @@ def ray_local():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A tiny random-init Qwen2 model folder (hidden 64, 4 heads of 16, 2 kv heads), text only."""
+    from engine.omni_model import TinyModelConfig, init_model
+
+    out = tmp_path_factory.mktemp("tiny_model") / "tiny"
+    init_model(out, TinyModelConfig(hidden_size=64, num_layers=2, num_attention_heads=4, num_kv_heads=2,
+                                    intermediate_size=128))
+    return out

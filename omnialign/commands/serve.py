@@ -1,0 +1,81 @@
+"""``omnialign serve``: run the Serve application locally (real vLLM CPU engine) until interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("serve", help="serve the omni model, search and ingest over HTTP (Ray Serve + vLLM)")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: loopback only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--model", help="omni model folder (default: build a tiny one from the store's codebooks)")
+    p.add_argument("--db", default="demo_out/lancedb", help="LanceDB folder searched and ingested into "
+                                                            "(default demo_out/lancedb, made by `omnialign demo`)")
+    p.add_argument("--codebooks", help="codebook folder (default DB/codebooks)")
+    p.add_argument("--adapter", action="append", default=[], metavar="NAME=DIR:MODALITIES",
+                   help="register a peft LoRA adapter, e.g. speech=./lora/speech:audio,text (repeatable)")
+    p.add_argument("--allow-root", action="append", default=[], metavar="DIR",
+                   help="folder whose files /v1/ingest and /v1/adapters may read (repeatable)")
+    p.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
+    p.set_defaults(func=run)
+
+
+def _adapter_arg(text: str) -> dict:
+    from engine.errors import InvalidInputError
+
+    name, sep, rest = text.partition("=")
+    path, sep2, mods = rest.rpartition(":")
+    if not (sep and sep2 and name and path and mods):
+        raise InvalidInputError("--adapter", f"{text!r}: expected NAME=DIR:MODALITY[,MODALITY]")
+    return {"name": name, "path": str(Path(path).resolve()), "modalities": mods.split(",")}
+
+
+def default_model(db: Path, codebooks: Path) -> Path:
+    """The tiny local omni model for these codebooks, built once next to the store."""
+    from engine.errors import InvalidInputError
+    from engine.omni_model import init_model
+    from engine.omni_vocab import OmniVocab
+
+    if not codebooks.is_dir():
+        raise InvalidInputError(str(codebooks), "no codebooks: run `omnialign demo` (or `omnialign rvq fit`) first, "
+                                                "or pass --model")
+    model = db.parent / f"omni-tiny-{OmniVocab.from_codebooks(codebooks).codebook_version}"
+    if not (model / "config.json").is_file():
+        print(f"omnialign: building the tiny local omni model in {model} ...")
+        init_model(model, codebooks=codebooks)
+    return model
+
+
+def run(args: argparse.Namespace) -> int:
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    db = Path(args.db).resolve()
+    codebooks = Path(args.codebooks).resolve() if args.codebooks else db / "codebooks"
+    model = Path(args.model).resolve() if args.model else default_model(db, codebooks)
+    roots = [str(Path(r).resolve()) for r in args.allow_root]
+    app_args = {
+        "engine": {"model_dir": str(model)},
+        "store": {"db_dir": str(db), "codebooks_dir": str(codebooks), "upload_dir": str(db.parent / "uploads")},
+        "routing": {"adapters": [_adapter_arg(a) for a in args.adapter]},
+        "ingest_policy": {"allowed_roots": roots},
+    }
+    from ray import serve
+
+    from omnialign.commands.ingest import init_ray
+    from serve_apps.app import build_app
+
+    app = build_app(app_args)  # validates the arguments before Ray starts
+    init_ray(args.address)
+    serve.start(http_options={"host": args.host, "port": args.port})
+    serve.run(app, name="omnialign", route_prefix="/")
+    print(f"omnialign: serving {model.name} on http://{args.host}:{args.port} "
+          f"(OpenAI API under /v1, /metrics, /healthz); Ctrl-C stops")
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        serve.shutdown()

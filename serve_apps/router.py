@@ -1,0 +1,38 @@
+"""The adapter router deployment: a thin Serve wrapper of :class:`engine.routing.Router`.
+
+Replicas share the router's ``work_dir`` (registry + composed adapters), so it can autoscale:
+a registration through one replica is seen by the others at their next request.
+"""
+
+from __future__ import annotations
+
+from ray import serve
+
+from engine.routing import Router, RouterConfig
+from serve_apps.config import RoutingSettings
+
+
+@serve.deployment(name="AdapterRouter")
+class AdapterRouter:
+    """Routes requests to one (possibly composed) LoRA adapter; registers adapters at runtime."""
+
+    def __init__(self, model_dir: str, settings: dict, max_lora_rank: int) -> None:
+        s = RoutingSettings(**settings)
+        self.router = Router(model_dir, RouterConfig(
+            work_dir=s.work_dir, top_k=s.top_k, min_weight=s.min_weight, weight_step=s.weight_step,
+            cache_size=s.cache_size, max_lora_rank=max_lora_rank))
+        for a in s.adapters:
+            self.router.register(a["name"], a["path"], a["modalities"], a.get("prior", 1.0))
+
+    def route(self, modality_tokens: dict, adapter: str | None = None, mixture: dict | None = None) -> dict:
+        """The :class:`engine.routing.RouteDecision` (as a dict) for one request."""
+        return self.router.route(modality_tokens, adapter=adapter, mixture=mixture).to_json()
+
+    def register(self, name: str, path: str, modalities: list[str], prior: float = 1.0) -> dict:
+        spec = self.router.register(name, path, modalities, prior)
+        return {"name": spec.name, "path": spec.path, "modalities": list(spec.modalities),
+                "prior": spec.prior, "version": spec.version}
+
+    def adapters(self) -> list[dict]:
+        return [{"name": s.name, "modalities": list(s.modalities), "prior": s.prior, "version": s.version}
+                for s in self.router.adapters()]

@@ -1,0 +1,333 @@
+"""The Serve application end to end: a real vLLM CPU engine behind real Ray Serve on 127.0.0.1.
+
+One application is started for the module (engine start ≈ 40 s); tests talk HTTP to it with
+``requests`` and the ``openai`` client. Ground truth for the composed adapter comes from
+transformers + peft merging the same two LoRAs at the same weights.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import socket
+import threading
+import wave
+
+import numpy as np
+import pytest
+import requests
+
+from engine.lora import random_adapter, save_adapter
+from engine.media import MediaConfig, iter_segments
+from engine.omni_model import init_model, load_model
+from engine.pipeline import PipelineConfig, run_local
+from engine.synth import SynthSpec, synthesize
+from engine.tokenizer import RegionConfig, Tokenizer, TokenizerConfig
+
+pytestmark = pytest.mark.slow
+
+PROMPT = "The camera records a street at night"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(ray_local, tmp_path_factory):
+    """Codebooks + one ingested clip, a tiny omni model, three adapters, and the running app."""
+    from ray import serve
+
+    from serve_apps.app import build_app
+
+    root = tmp_path_factory.mktemp("serve")
+    clip = root / "media" / "clip.mp4"
+    clip.parent.mkdir()
+    synthesize(SynthSpec(duration_s=4.0, offset_ms=0.0, speech=True, seed=7), clip)
+    clip.with_suffix(".srt").write_text("1\n00:00:00,500 --> 00:00:01,500\nthe harbour bell rings twice\n")
+    cfg = TokenizerConfig(audio_quantizers=2, audio_codebook_size=16, video_quantizers=2, video_codebook_size=16,
+                          region=RegionConfig(resize_height_px=48, resize_width_px=64, patch_px=16, dim=16))
+    db = root / "db"
+    Tokenizer.fit(list(iter_segments(str(clip), MediaConfig(video_width=160, video_height=120))), cfg).save(db / "codebooks")
+    (res,) = run_local([str(clip)], PipelineConfig(db_dir=str(db), codebooks_dir=str(db / "codebooks")),
+                       stream_id="cam1")
+    assert res.segments_written == 2 and res.error is None
+    model = root / "model"
+    init_model(model, codebooks=db / "codebooks")
+    adapters = {}
+    for name, seed, targets in (("text-a", 1, ("q_proj", "v_proj")), ("text-b", 2, ("q_proj", "v_proj", "o_proj")),
+                                ("audio-a", 3, ("q_proj", "v_proj")), ("late", 4, ("q_proj", "v_proj"))):
+        adapters[name] = save_adapter(random_adapter(model, name, seed=seed, target_modules=targets),
+                                      root / "adapters" / name)
+    port = _free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    args = {
+        "engine": {"model_dir": str(model), "max_model_len": 2048, "max_num_seqs": 4, "max_loras": 4},
+        "store": {"db_dir": str(db), "upload_dir": str(root / "uploads")},
+        "routing": {"work_dir": str(root / "router"), "adapters": [
+            {"name": "text-a", "path": str(adapters["text-a"]), "modalities": ["text"]},
+            {"name": "text-b", "path": str(adapters["text-b"]), "modalities": ["text"], "prior": 0.5},
+            {"name": "audio-a", "path": str(adapters["audio-a"]), "modalities": ["audio"]},
+        ]},
+        "ingest_policy": {"allowed_roots": [str(root / "media"), str(root / "adapters")]},
+        "limits": {"max_body_bytes": 256 * 1024, "max_tokens": 256},
+        # Small queues so the overload test can fill them.
+        "options": {"LLMEngine": {"max_ongoing_requests": 4, "max_queued_requests": 4}},
+    }
+    serve.run(build_app(args), name="omnialign", route_prefix="/")
+    yield {"url": f"http://127.0.0.1:{port}", "root": root, "model": model, "adapters": adapters, "clip": clip,
+           "db": db}
+    serve.shutdown()
+
+
+def _post(served, path, body, **kw):
+    return requests.post(served["url"] + path, json=body, timeout=120, **kw)
+
+
+def _complete(served, prompt=PROMPT, **extra) -> dict:
+    r = _post(served, "/v1/completions", {"model": "omni", "prompt": prompt, "max_tokens": 12, "temperature": 0,
+                                          "ignore_eos": True, **extra})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _hf_greedy(served, adapters_weights, prompt_ids, n=12) -> list[int]:
+    """Greedy tokens of the base model with the LoRAs merged at the weights, via transformers + peft."""
+    import torch
+    from peft import PeftModel
+
+    model, _, _ = load_model(served["model"])
+    if adapters_weights:
+        names = list(adapters_weights)
+        pm = PeftModel.from_pretrained(model, str(served["adapters"][names[0]]), adapter_name=names[0])
+        for n_ in names[1:]:
+            pm.load_adapter(str(served["adapters"][n_]), adapter_name=n_)
+        pm.add_weighted_adapter(names, [adapters_weights[x] for x in names], adapter_name="mix", combination_type="cat")
+        pm.set_adapter("mix")
+        model = pm.merge_and_unload()
+    with torch.no_grad():
+        out = model.generate(torch.tensor([prompt_ids]), max_new_tokens=n, do_sample=False, min_new_tokens=n)
+    return out[0, len(prompt_ids):].tolist()
+
+
+def _ids(served, text: str) -> list[int]:
+    _, tok, _ = load_model(served["model"])
+    return tok(text, add_special_tokens=False)["input_ids"]
+
+
+def _greedy_ids(served, ids, **extra) -> tuple[list[int], dict]:
+    r = _post(served, "/v1/completions", {"model": "omni", "prompt": ids, "max_tokens": 12, "temperature": 0,
+                                          "ignore_eos": True, "return_token_ids": True, **extra})
+    assert r.status_code == 200, r.text
+    return r.json()["choices"][0]["token_ids"], r.json()
+
+
+def test_composed_adapter_equals_peft_merge_of_both_loras(served):
+    ids = _ids(served, PROMPT)
+    got, body = _greedy_ids(served, ids, adapters={"text-a": 0.7, "text-b": 0.3})
+    assert body["omnialign"]["composed"] and body["omnialign"]["adapters"] == [["text-a", 0.7], ["text-b", 0.3]]
+    want = _hf_greedy(served, {"text-a": 0.7, "text-b": 0.3}, ids)
+    assert got == want
+    # The adapters matter (so the equality above could fail): base and a single adapter differ.
+    assert want != _hf_greedy(served, {}, ids)
+    assert want != _hf_greedy(served, {"text-a": 1.0}, ids)
+
+
+def _wav_b64(seconds: float = 2.0) -> str:
+    """A chirp with noise bursts: many distinct audio codes (a steady tone merges into a few runs)."""
+    t = np.arange(int(16000 * seconds)) / 16000
+    rng = np.random.default_rng(0)
+    sig = 0.4 * np.sin(2 * np.pi * (200 + 900 * t) * t) + 0.3 * rng.standard_normal(len(t)) * (np.sin(7 * t) > 0)
+    pcm = (np.clip(sig, -1, 1) * 32767).astype(np.int16)
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(pcm.tobytes())
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _chat(served, content, **extra) -> requests.Response:
+    return _post(served, "/v1/chat/completions", {"model": "omni", "messages": [{"role": "user", "content": content}],
+                                                  "max_tokens": 4, "temperature": 0, "return_token_ids": True, **extra})
+
+
+def test_router_picks_adapters_by_modality(served):
+    # Text only: the two text adapters, weights by prior (1 : 0.5) -> 0.65 / 0.35 after quantisation.
+    _, body = _greedy_ids(served, _ids(served, PROMPT))
+    assert body["omnialign"]["adapters"] == [["text-a", 0.65], ["text-b", 0.35]] and body["omnialign"]["composed"]
+    # Mostly audio tokens: the audio adapter leads the mixture.
+    r = _chat(served, [{"type": "text", "text": "what is this?"},
+                       {"type": "input_audio", "input_audio": {"data": _wav_b64(), "format": "wav"}}])
+    assert r.status_code == 200, r.text
+    mix = {n: w for n, w in r.json()["omnialign"]["adapters"]}
+    assert max(mix, key=mix.get) == "audio-a", (mix, r.json()["usage"])
+    # A model name that is an adapter pins that adapter alone.
+    r = _post(served, "/v1/completions", {"model": "audio-a", "prompt": PROMPT, "max_tokens": 2})
+    assert r.status_code == 200 and r.json()["omnialign"] == {"adapters": [["audio-a", 1.0]], "lora": "audio-a",
+                                                              "composed": False}
+    assert r.headers["x-omnialign-lora"] == "audio-a"
+
+
+def test_adapter_registered_at_runtime_is_used_by_the_next_request(served):
+    ids = _ids(served, PROMPT)
+    r = _post(served, "/v1/adapters", {"name": "late", "path": str(served["adapters"]["late"]), "modalities": ["video"]})
+    assert r.status_code == 201, r.text
+    models = [m["id"] for m in requests.get(served["url"] + "/v1/models", timeout=30).json()["data"]]
+    assert "omni" in models and "late" in models
+    got, body = _greedy_ids(served, ids, model="late")
+    assert body["omnialign"]["lora"] == "late"
+    assert got == _hf_greedy(served, {"late": 1.0}, ids)
+
+
+def test_segment_ref_renders_the_stored_codes(served):
+    from engine.omni_vocab import OmniVocab
+    from engine.prompt import parse_prompt
+    from engine.store import SegmentStore
+
+    r = _chat(served, [{"type": "segment_ref", "stream_id": "cam1", "from_s": 0.5, "to_s": 3.0},
+                       {"type": "text", "text": "describe it"}])
+    assert r.status_code == 200, r.text
+    _, tok, _ = load_model(served["model"])
+    vocab = OmniVocab.load(served["model"])
+    prompt = tok.decode(r.json()["prompt_token_ids"])
+    rendered = prompt[prompt.index("<|time_"):prompt.index("describe it")]
+    chunks = parse_prompt(rendered, vocab, origin_us=500_000)
+    rows = SegmentStore.open(served["db"]).rows_between("cam1", 500_000, 3_000_000)
+    for modality, t_name in (("audio", "audio_t_us"), ("video", "video_t_us")):
+        want = np.concatenate([getattr(row, f"{modality}_codes")[(getattr(row, t_name) >= 500_000)
+                                                                  & (getattr(row, t_name) < 3_000_000)] for row in rows])
+        got = np.concatenate([getattr(c, f"{modality}_codes") for c in chunks])
+        assert len(want) > 0
+        # Same multiset per chunk order; within a chunk video is sorted by (t, row, col) like the store.
+        assert sorted(map(tuple, got.tolist())) == sorted(map(tuple, want.tolist()))
+    assert any(c.text == "the harbour bell rings twice" for c in chunks)
+    r = _chat(served, [{"type": "segment_ref", "stream_id": "nope", "from_s": 0, "to_s": 2}])
+    assert r.status_code == 404 and "nope" in r.json()["error"]["message"]
+
+
+def test_streaming_sse_with_the_openai_client(served):
+    from openai import OpenAI
+
+    client = OpenAI(base_url=served["url"] + "/v1", api_key="unused", max_retries=0)
+    whole = client.chat.completions.create(model="omni", messages=[{"role": "user", "content": "hello"}],
+                                           max_tokens=8, temperature=0)
+    stream = client.chat.completions.create(model="omni", messages=[{"role": "user", "content": "hello"}],
+                                            max_tokens=8, temperature=0, stream=True)
+    chunks = list(stream)
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == whole.choices[0].message.content
+    assert chunks[-1].choices[0].finish_reason in ("length", "stop")
+    text = "".join(c.choices[0].text for c in client.completions.create(model="omni", prompt=PROMPT, max_tokens=6,
+                                                                         temperature=0, stream=True))
+    assert text == client.completions.create(model="omni", prompt=PROMPT, max_tokens=6, temperature=0).choices[0].text
+
+
+@pytest.mark.parametrize(("path", "body", "status", "needle"), [
+    ("/v1/completions", b'{"model": "omni", "prompt": ', 400, "json"),
+    ("/v1/completions", {"model": "gpt-9", "prompt": "hi"}, 404, "gpt-9"),
+    ("/v1/completions", {"model": "omni", "prompt": "hi", "n": 3}, 400, "n="),
+    ("/v1/completions", {"model": "omni", "prompt": "hi", "max_tokens": 100000}, 400, "max_tokens"),
+    ("/v1/completions", {"model": "omni", "prompt": "hi", "adapters": {"ghost": 1.0}}, 404, "ghost"),
+    ("/v1/chat/completions", {"model": "omni", "messages": [{"role": "user", "content": [{"type": "video_url"}]}]},
+     400, "video_url"),
+    ("/v1/chat/completions", {"model": "omni", "messages": [{"role": "user", "content": "<|a0_1|>"}]}, 400,
+     "special-token"),
+    ("/v1/ingest", {"url": "ftp://cam.example.com/a.mp4"}, 400, "ftp"),
+    ("/v1/ingest", {"url": "file:///etc/passwd"}, 403, "/etc/passwd"),
+    ("/v1/adapters", {"name": "x", "path": "/etc", "modalities": ["text"]}, 403, "/etc"),
+    ("/v1/search", {"k": 0}, 400, "k"),
+])
+def test_bad_requests_get_the_right_4xx_json(served, path, body, status, needle):
+    if isinstance(body, bytes):
+        r = requests.post(served["url"] + path, data=body, headers={"content-type": "application/json"}, timeout=30)
+    else:
+        r = _post(served, path, body)
+    assert r.status_code == status, r.text
+    err = r.json()["error"]
+    assert needle.lower() in err["message"].lower() and "Traceback" not in r.text
+
+
+def test_path_escapes_and_oversize_bodies_are_refused(served):
+    media = served["root"] / "media"
+    (media / "link").symlink_to("/etc")
+    for url in (f"{media}/../model/config.json", f"{media}/link/passwd", "../model/config.json"):
+        r = _post(served, "/v1/ingest", {"url": url})
+        assert r.status_code == 403, (url, r.text)
+        assert "error" in r.json()
+    r = requests.post(served["url"] + "/v1/completions", data=b"{" + b" " * (300 * 1024) + b"}",
+                      headers={"content-type": "application/json"}, timeout=30)
+    assert r.status_code == 413 and "larger than" in r.json()["error"]["message"], r.text
+
+
+def test_overload_gives_503_json_not_failures(served):
+    statuses, lock = [], threading.Lock()
+
+    def call():
+        r = _post(served, "/v1/completions", {"model": "omni", "prompt": PROMPT, "max_tokens": 96, "ignore_eos": True})
+        with lock:
+            statuses.append((r.status_code, r.json() if r.headers.get("content-type") == "application/json"
+                             else r.text))
+
+    threads = [threading.Thread(target=call) for _ in range(24)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    codes = [s for s, _ in statuses]
+    assert set(codes) <= {200, 503} and codes.count(503) > 0 and codes.count(200) >= 4, statuses
+    not_json = [b for _, b in statuses if not isinstance(b, dict)]
+    assert not not_json, not_json[:2]
+    assert all("overloaded" in b["error"]["message"] for s, b in statuses if s == 503)
+    assert requests.get(served["url"] + "/healthz", timeout=30).status_code == 200
+    _complete(served)  # and it still serves
+
+
+def _wait_done(served, stream_id: str, timeout_s: float = 120) -> dict:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        st = requests.get(f"{served['url']}/v1/streams/{stream_id}", timeout=30).json()
+        if st["state"] in ("done", "failed"):
+            return st
+        time.sleep(0.5)
+    raise AssertionError(f"stream {stream_id} still running: {st}")
+
+
+def test_ingest_over_http_url_and_upload_then_search(served):
+    r = _post(served, "/v1/ingest", {"url": str(served["clip"]), "stream_id": "cam2"})
+    assert r.status_code == 202, r.text
+    bad = served["root"] / "media" / "broken.mp4"
+    bad.write_text("not a video")
+    assert _post(served, "/v1/ingest", {"url": str(bad), "stream_id": "broken"}).status_code == 202
+    with open(served["clip"], "rb") as f:
+        r = requests.post(served["url"] + "/v1/ingest", files={"file": ("up.mp4", f, "video/mp4")},
+                          data={"stream_id": "cam3"}, timeout=60)
+    assert r.status_code == 202, r.text
+    assert _wait_done(served, "cam2")["rows"] == 2
+    assert _wait_done(served, "cam3")["rows"] == 2
+    broken = _wait_done(served, "broken")
+    assert broken["state"] == "failed" and "broken.mp4" in broken["error"]
+    assert requests.get(served["url"] + "/v1/streams/unknown", timeout=30).status_code == 404
+    hits = _post(served, "/v1/search", {"text": "harbour bell", "k": 5}).json()["hits"]
+    # The transcript came from the sidecar next to the clip: cam1 and cam2 have it, the upload not.
+    assert {(h["stream_id"], h["transcript"]) for h in hits[:2]} == {("cam1", "the harbour bell rings twice"),
+                                                                      ("cam2", "the harbour bell rings twice")}
+    hits = _post(served, "/v1/search", {"stream_id": "cam2", "from_s": 2.0, "to_s": 4.0}).json()["hits"]
+    assert [(h["stream_id"], h["segment_index"]) for h in hits] == [("cam2", 1)]
+    hits = _post(served, "/v1/search", {"audio": {"data": _wav_b64(), "format": "wav"}, "k": 2}).json()["hits"]
+    assert len(hits) == 2 and all(h["retrieval"] == "audio_emb" for h in hits)
+
+
+def test_metrics_and_health(served):
+    _complete(served)
+    text = requests.get(served["url"] + "/metrics", timeout=30).text
+    assert 'omnialign_http_requests_total{endpoint="completions",status="200"}' in text
+    assert "omnialign_route_decisions_total" in text
+    assert requests.get(served["url"] + "/healthz", timeout=30).json()["status"] == "ok"
+    assert json.loads(requests.get(served["url"] + "/v1/adapters", timeout=30).text)["data"]
