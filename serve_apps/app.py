@@ -64,7 +64,10 @@ def build_app(args: dict) -> Application:
     if unknown:
         raise InvalidInputError("options", f"unknown deployments {sorted(unknown)}; known: {sorted(opts)}")
     for name, o in overrides.items():
-        opts[name] = {**opts[name], **o}
+        # Merge one level deeper for dict options, so overriding one autoscaling field (or adding
+        # num_gpus to ray_actor_options) keeps the other defaults (and the env vars).
+        opts[name] = {**opts[name], **{k: {**opts[name][k], **v} if isinstance(v, dict) and isinstance(opts[name].get(k), dict)
+                                       else v for k, v in o.items()}}
     engine = LLMEngine.options(**opts["LLMEngine"]).bind(asdict(cfg.engine))
     router = AdapterRouter.options(**opts["AdapterRouter"]).bind(cfg.engine.model_dir, asdict(cfg.routing),
                                                                  cfg.engine.max_lora_rank)

@@ -32,8 +32,9 @@ from engine.chat import (
 )
 from engine.errors import InvalidInputError
 from engine.ingest_policy import check_source, redact
+from engine.routing import UnknownAdapterError
 from serve_apps.config import AppConfig
-from serve_apps.errors import error_response
+from serve_apps.errors import error_response, unwrap
 from serve_apps.llm_engine import GenerateRequest
 from serve_apps.metrics import serve_metrics
 from serve_apps.middleware import BodyLimitMiddleware, CatchAllMiddleware, set_limits
@@ -131,18 +132,16 @@ class OmniIngress:
             max_span_us=int(self.cfg.limits.max_segment_span_s * 1e6),
             max_inline_bytes=self.cfg.limits.max_inline_media_bytes)
 
-    async def _model_target(self, model: str) -> str | None:
-        """None for the base model (gate decides), else the adapter name; unknown → 404."""
-        if model == self.cfg.engine.served_model_name:
-            return None
-        names = {a["name"] for a in await self.router.adapters.remote()} | {"base"}
-        if model not in names:
-            raise HTTPException(404, f"model {model!r} does not exist; GET /v1/models lists them")
-        return model
+    def _model_target(self, model: str) -> str | None:
+        """None for the base model (the gate decides), else the adapter the client named.
+
+        An unknown name is refused by the router (404), so this costs no extra call.
+        """
+        return None if model == self.cfg.engine.served_model_name else model
 
     async def _generate(self, body, prompt_ids: list[int], chat: bool, endpoint: str):
         t0 = time.perf_counter()
-        adapter = await self._model_target(body.model)
+        adapter = self._model_target(body.model)
         limit = self.cfg.limits.max_tokens
         max_tokens = (getattr(body, "max_completion_tokens", None) or body.max_tokens
                       or (min(256, limit) if chat else 16))
@@ -154,7 +153,13 @@ class OmniIngress:
             raise HTTPException(400, f"prompt ({len(prompt_ids)} tokens) + max_tokens ({max_tokens}) exceeds the "
                                      f"model's context of {self.cfg.engine.max_model_len} tokens")
         counts = modality_counts(prompt_ids, self.vocab) if self.vocab else {"text": len(prompt_ids)}
-        route = await self.router.route.remote(counts, adapter, body.adapters)
+        try:
+            route = await self.router.route.remote(counts, adapter, body.adapters)
+        except UnknownAdapterError as exc:  # arrives wrapped; the name tells model from mixture
+            name = getattr(unwrap(exc), "name", "")
+            if name == body.model:
+                raise HTTPException(404, f"model {name!r} does not exist; GET /v1/models lists them") from None
+            raise
         self.metrics.routed(route)
         req = GenerateRequest(prompt_ids, max_tokens, body.temperature, body.top_p, body.seed, body.stop_list(),
                               body.ignore_eos, (route["lora_name"], route["lora_int_id"], route["lora_path"]))
