@@ -191,8 +191,11 @@ def _render_image(part: Mapping, ctx: ChatContext, where: str) -> str:
     return _tokenized(seg, ctx, where)
 
 
-def render_content(content, ctx: ChatContext, where: str = "content") -> str:
-    """One message's content (a string or a list of parts) as prompt text."""
+def render_content(content, ctx: ChatContext | None, where: str = "content") -> str:
+    """One message's content (a string or a list of parts) as prompt text.
+
+    ``ctx`` may be None when the content holds only text (a media part then is refused).
+    """
     if isinstance(content, str):
         return _checked_text(content, where)
     if not isinstance(content, list):
@@ -208,6 +211,8 @@ def render_content(content, ctx: ChatContext, where: str = "content") -> str:
             if i and isinstance(content[i - 1], Mapping) and content[i - 1].get("type") == "text":
                 text = _checked_text(out.pop() + text, f"{w}.text")  # joined parts must not form a token either
             out.append(text)
+        elif kind in ("segment_ref", "input_audio", "image_url") and ctx is None:
+            raise InvalidInputError(f"{w}.type", f"{kind!r} needs an omni model (modality tokens) on this server")
         elif kind == "segment_ref":
             out.append(_render_segment_ref(part, ctx, w))
         elif kind == "input_audio":
@@ -228,7 +233,7 @@ def _checked_text(text, where: str) -> str:
     return text
 
 
-def render_messages(messages, ctx: ChatContext) -> list[dict[str, str]]:
+def render_messages(messages, ctx: ChatContext | None) -> list[dict[str, str]]:
     """Messages with media parts → ``[{"role", "content": str}]`` for the chat template."""
     if not isinstance(messages, list) or not messages:
         raise InvalidInputError("messages", "must be a non-empty list")

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Request
@@ -105,8 +107,6 @@ class OmniIngress:
         if self.cfg.store.upload_dir:
             Path(self.cfg.store.upload_dir).mkdir(parents=True, exist_ok=True)
             roots += (str(Path(self.cfg.store.upload_dir).resolve()),)
-        from dataclasses import replace
-
         self.policy = replace(self.cfg.ingest_policy, allowed_roots=roots)
 
     # -- helpers ---------------------------------------------------------------------------
@@ -213,8 +213,9 @@ class OmniIngress:
     @app.post("/v1/chat/completions")
     async def chat_completions(self, body: ChatRequest):
         def render() -> list[int]:
-            ctx = self._chat_context() if self._has_media(body.messages) else ChatContext(vocab=self.vocab) if self.vocab else None
-            messages = render_messages(body.messages, ctx) if ctx else self._plain_messages(body.messages)
+            # Text-only chats need neither the store nor the codebooks.
+            ctx = self._chat_context() if self._has_media(body.messages) else None
+            messages = render_messages(body.messages, ctx)
             text = self.text_tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
             return self.text_tokenizer(text, add_special_tokens=False)["input_ids"]
 
@@ -225,13 +226,6 @@ class OmniIngress:
     def _has_media(messages) -> bool:
         return any(isinstance(m, dict) and isinstance(m.get("content"), list)
                    and any(isinstance(p, dict) and p.get("type") != "text" for p in m["content"]) for m in messages)
-
-    @staticmethod
-    def _plain_messages(messages) -> list[dict]:
-        from engine.chat import render_content
-
-        return [{"role": m.get("role"), "content": render_content(m.get("content", ""), None, f"messages[{i}].content")}
-                for i, m in enumerate(messages)]
 
     @app.get("/v1/models")
     async def models(self):
@@ -316,8 +310,11 @@ class OmniIngress:
         if not suffix[1:].isalnum():
             suffix = ""
         dest = Path(self.cfg.store.upload_dir).resolve() / f"{uuid.uuid4().hex}{suffix}"
-        data = await upload.read()
-        await asyncio.to_thread(dest.write_bytes, data)
+        def copy() -> None:  # Starlette spooled the part to a temp file: stream it, never hold it in memory
+            with dest.open("wb") as out:
+                shutil.copyfileobj(upload.file, out)
+
+        await asyncio.to_thread(copy)
         return check_source(str(dest), self.policy), stream_id, str(form.get("live", "")).lower() == "true"
 
     @app.get("/v1/streams/{stream_id}")

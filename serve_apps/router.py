@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ray import serve
 
-from engine.routing import Router, RouterConfig
+from engine.routing import Router, RouterConfig, RoutingTable
 from serve_apps.config import RoutingSettings
 
 
@@ -21,8 +21,7 @@ class AdapterRouter:
         self.router = Router(model_dir, RouterConfig(
             work_dir=s.work_dir, top_k=s.top_k, min_weight=s.min_weight, weight_step=s.weight_step,
             cache_size=s.cache_size, max_lora_rank=max_lora_rank))
-        for a in s.adapters:
-            self.router.register(a["name"], a["path"], a["modalities"], a.get("prior", 1.0))
+        RoutingTable(s.adapters).apply(self.router)
 
     def route(self, modality_tokens: dict, adapter: str | None = None, mixture: dict | None = None) -> dict:
         """The :class:`engine.routing.RouteDecision` (as a dict) for one request."""

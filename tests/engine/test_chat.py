@@ -504,3 +504,11 @@ def test_decode_functions_name_the_input(vocab):
     buf = io.BytesIO()
     Image.fromarray(_image()).save(buf, format="JPEG")
     assert decode_image(_data_url(buf.getvalue(), "image/png"), "req.pic", 10**6).shape == (48, 64, 3)
+
+
+def test_text_only_server_renders_text_and_refuses_media_parts():
+    msgs = [{"role": "user", "content": [{"type": "text", "text": "hello"}]}, {"role": "assistant", "content": "hi"}]
+    assert render_messages(msgs, None) == [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "hi"}]
+    with pytest.raises(InvalidInputError, match=r"messages\[0\]\.content\[0\]\.type"):
+        render_messages([{"role": "user", "content": [{"type": "segment_ref", "stream_id": "s", "from_s": 0,
+                                                       "to_s": 1}]}], None)
