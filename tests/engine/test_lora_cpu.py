@@ -71,3 +71,23 @@ def test_install_replaces_the_ops_vllms_cpu_wrapper_calls(monkeypatch):
     for module in (punica_cpu, reference):
         assert module.bgmv_shrink is lora_cpu.bgmv_shrink and module.bgmv_expand is lora_cpu.bgmv_expand
         assert module.bgmv_expand_slice is lora_cpu.bgmv_expand_slice
+
+
+def test_fused_linear_adds_each_tokens_adapter_update_per_slice(batch):
+    """add_lora_linear against its documented semantics, computed token by token."""
+    from types import SimpleNamespace
+
+    g = torch.Generator().manual_seed(1)
+    t, slots, rank, d_in, slices = 37, 4, 16, 64, (48, 16, 16)  # e.g. a merged q/k/v projection
+    x = torch.randn(t, d_in, generator=g)
+    a = tuple(torch.randn(slots, 1, rank, d_in, generator=g) for _ in slices)
+    b = tuple(torch.randn(slots, 1, size, rank, generator=g) for size in slices)
+    for idx in (batch["mixed"].clone(), torch.full((t,), 1), torch.full((t,), -1)):
+        idx[::5] = -1
+        y = torch.randn(t, sum(slices))
+        want = y.clone()
+        for i in range(t):
+            if idx[i] >= 0:
+                want[i] += torch.cat([(x[i] @ a_[idx[i], 0].T * 0.5) @ b_[idx[i], 0].T for a_, b_ in zip(a, b)])
+        lora_cpu.add_lora_linear(SimpleNamespace(token_lora_indices=idx), y, x, a, b, 0.5, slices)
+        torch.testing.assert_close(y, want, rtol=1e-4, atol=1e-4)
