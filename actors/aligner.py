@@ -2,8 +2,8 @@
 
 Every stream's :class:`~engine.sync_tracker.SyncTracker` lives in one :class:`AlignerActor`,
 chosen by a stable hash of the stream id (consistent routing), so its offset / drift / warp are
-refined as segments arrive. The stream's source actor pushes segments in order; the
-:class:`AttachAlignment` stage asks for the estimate in force for a segment and puts it on the row.
+refined as segments arrive. The stream's source pushes segments in order; the writer stage asks
+for the estimate in force for each segment (:func:`attach_alignment`) and puts it on the row.
 
 If an aligner dies, Ray restarts it (``max_restarts=-1``) with empty state: it rebuilds its
 estimate from the segments that arrive after the restart, and rows whose estimate was lost get
@@ -20,6 +20,7 @@ import numpy as np
 import ray
 
 from actors.faults import maybe_fail
+from engine.cues import SegmentCues
 from engine.pipeline import alignment_columns
 from engine.sync_tracker import SyncTracker
 
@@ -49,22 +50,23 @@ class AlignerActor:
         # A restarted actor lost which streams had finished: it must not wait for them.
         self.reconstructed = ray.get_runtime_context().was_current_actor_reconstructed
 
-    async def push(self, stream_id: str, segment) -> None:
-        """Adds the next segment of a stream (called in order by the stream's source)."""
-        maybe_fail(self.fault_injection, "aligner", segment.index)
+    async def push(self, stream_id: str, cues: SegmentCues) -> None:
+        """Adds the next segment's cues of a stream (called in order by the stream's source)."""
+        maybe_fail(self.fault_injection, "aligner", cues.index)
         tracker = self.trackers.get(stream_id)
         if tracker is None:
+            # Default SyncConfig: the sources extract cues with its `cues` (see run_ingest).
             tracker = self.trackers[stream_id] = SyncTracker(window_s=self.window_s)
-        cols = alignment_columns(tracker.push(segment))
+        cols = alignment_columns(tracker.push_cues(cues))
         cols["warp"] = cols["warp"].tolist()
         store = self.estimates.setdefault(stream_id, OrderedDict())
-        self.first_seen.setdefault(stream_id, segment.index)
-        self.last_pushed[stream_id] = max(segment.index, self.last_pushed.get(stream_id, -1))
-        store[segment.index] = cols
+        self.first_seen.setdefault(stream_id, cues.index)
+        self.last_pushed[stream_id] = max(cues.index, self.last_pushed.get(stream_id, -1))
+        store[cues.index] = cols
         while len(store) > _KEEP_ESTIMATES:
             store.popitem(last=False)
         self.latest[stream_id] = cols
-        event = self.events.pop((stream_id, segment.index), None)
+        event = self.events.pop((stream_id, cues.index), None)
         if event is not None:
             event.set()
 
@@ -107,22 +109,14 @@ def aligner_for(aligners: list, stream_id: str):
     return aligners[zlib.crc32(stream_id.encode()) % len(aligners)]
 
 
-class AttachAlignment:
-    """Ray Data UDF: puts the stream's sync estimate for each segment on its row."""
+def attach_alignment(recs: list[dict], aligners: list, timeout_s: float = 30.0) -> None:
+    """Puts each record's stream estimate in force for its segment on it (in place).
 
-    def __init__(self, aligners: list, timeout_s: float = 30.0) -> None:
-        self.aligners = aligners
-        self.timeout_s = timeout_s
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        refs = [aligner_for(self.aligners, str(sid)).estimate_for.remote(str(sid), int(idx), self.timeout_s)
-                for sid, idx in zip(batch["stream_id"], batch["segment_index"])]
-        ests = ray.get(refs)
-        out = dict(batch)
-        for key in ("av_offset_ms", "drift_ppm", "sync_confidence"):
-            out[key] = np.array([e[key] for e in ests], dtype=object)
-        warp = np.empty(len(ests), dtype=object)
-        for i, e in enumerate(ests):
-            warp[i] = np.asarray(e["warp"], np.float64).reshape(-1, 2)
-        out["warp"] = warp
-        return out
+    One round trip for the whole batch; an estimate not pushed yet is waited for (see
+    :meth:`AlignerActor.estimate_for`).
+    """
+    refs = [aligner_for(aligners, str(r["stream_id"])).estimate_for.remote(str(r["stream_id"]), int(r["segment_index"]), timeout_s)
+            for r in recs]
+    for rec, est in zip(recs, ray.get(refs)):
+        rec.update(est)
+        rec["warp"] = np.asarray(est["warp"], np.float64).reshape(-1, 2)

@@ -1,13 +1,12 @@
 """Builds and runs the streaming ingest pipeline on Ray (Ray Data + actors).
 
-    sources ──▶ SourceActor ×streams ──queue──▶ SegmentQueueDatasource
-                      │ (in order)                     │ one block per segment
-                      ▼                                ▼
-                AlignerActor(s) ◀── estimate_for ── TokenizeSegments (actor pool, autoscaling,
-                 (per-stream SyncTracker)                │               GPU when present)
-                                                         ▼
-                                                  AttachAlignment ──▶ WriteRows ──▶ LanceDB
-                                                                        (merge_insert, exactly once)
+    sources ──▶ SourceActor(s) ──take──▶ SegmentQueueDatasource
+               (a thread per stream)            │ one block per segment
+                      │ (in order)              ▼
+                      ▼                  TokenizeSegments (actor pool, autoscaling, GPU when present)
+                AlignerActor(s)                 │
+            (per-stream SyncTracker) ◀──────  WriteRows: attaches each row's estimate, then
+                                     estimate_for  commits to LanceDB (merge_insert, exactly once)
 
 Everything distributed is a Ray actor, task or Ray Data operator: pointed at a cluster
 (``ray.init(address=...)``) the same code spreads over its nodes.
@@ -20,20 +19,25 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import ray
-from ray.util.queue import Queue
 
-from actors.aligner import AlignerActor, AttachAlignment, aligner_for
-from actors.source import SegmentQueueDatasource, SourceActor
+from actors.aligner import AlignerActor, aligner_for
+from actors.queue_datasource import SegmentQueueDatasource
+from actors.source import SourceActor
 from actors.tokenizer import TokenizeSegments, tokenizer_resources
 from actors.writer import WriteRows
 from engine.errors import InvalidInputError
-from engine.pipeline import PipelineConfig, StreamResult, expand_sources, store_config_for
+from engine.pipeline import (
+    PipelineConfig,
+    StreamResult,
+    expand_sources,
+    store_config_for,
+)
 from engine.records import null_to_none
 from engine.sources import default_stream_id
-from engine.store import SegmentStore
+from engine.store import SegmentStore, StoreConfig
+from engine.sync import SyncConfig
 from engine.tokenizer import Tokenizer
 from omnialign.metrics import IngestMetrics
-
 
 #: Block size target while ingesting: smaller than any segment record (128 KB of audio alone).
 _STREAMING_BLOCK_BYTES = 64 * 1024
@@ -94,18 +98,22 @@ def run_ingest(sources: Sequence[str], config: PipelineConfig,
         by_id[sid] = StreamResult(stream_id=sid, source_uri=uri)
     summary.streams = list(by_id.values())
 
-    queue = aligners = None
+    aligners = None
     actors: list = []
     try:
-        queue = Queue(maxsize=config.queue_max_segments, actor_options={"num_cpus": 0})
         aligners = [AlignerActor.options(num_cpus=0).remote(config.sync_window_s, config.fault_injection)
                     for _ in range(max(1, min(config.aligner_actors, len(by_id))))]
-        runs = {}
-        for s in summary.streams:
-            actor = SourceActor.options(num_cpus=config.source_num_cpus).remote(s.stream_id, s.source_uri, config)
-            actors.append(actor)
-            runs[s.stream_id] = actor.run.remote(queue, aligner_for(aligners, s.stream_id), store.committed_indexes(s.stream_id))
-        ds = _build_dataset(queue, runs, aligners, config)
+        runs, hosted = {}, {}
+        per_actor = config.streams_per_source_actor
+        for i, s in enumerate(summary.streams):
+            if i % per_actor == 0:
+                actors.append(SourceActor.options(num_cpus=config.source_num_cpus, max_concurrency=per_actor + 1)
+                              .remote(config, tokenizer.config.video_token_fps, SyncConfig().cues))
+                hosted[actors[-1]] = []
+            hosted[actors[-1]].append(s.stream_id)
+            runs[s.stream_id] = actors[-1].run.remote(s.stream_id, s.source_uri, aligner_for(aligners, s.stream_id),
+                                                      store.committed_indexes(s.stream_id))
+        ds = _build_dataset(hosted, runs, aligners, config, store.config)
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=0):
             for i in range(len(batch["segment_index"])):
                 row = {k: v[i] for k, v in batch.items()}
@@ -142,27 +150,35 @@ def run_ingest(sources: Sequence[str], config: PipelineConfig,
     finally:
         for a in [*actors, *(aligners or [])]:
             ray.kill(a)
-        if queue is not None:
-            ray.kill(queue.actor)
         metrics.close()
     summary.wall_s = time.monotonic() - t0
     return summary
 
 
-def _build_dataset(queue, runs: dict, aligners: list, config: PipelineConfig) -> ray.data.Dataset:
-    """source queue → tokenize (autoscaling actor pool) → attach alignment → write."""
+def _build_dataset(sources: dict, runs: dict, aligners: list, config: PipelineConfig, store_config: StoreConfig) -> ray.data.Dataset:
+    """source actors → tokenize (autoscaling actor pool) → attach alignment and write."""
     # Ray Data holds a read task's output until a block reaches target_max_block_size; below one
     # segment's size every segment is released downstream as soon as it is decoded (streaming).
     ray.data.DataContext.get_current().target_max_block_size = _STREAMING_BLOCK_BYTES
+    # The tokenizer pool starts at its maximum: an actor the autoscaler adds later starts (imports
+    # torch, loads codebooks) exactly when the pipeline is busiest, which measured slower; the
+    # autoscaler still scales idle actors down to the minimum.
+    initial = config.tokenizer_max_actors
     # max_retries=0: a re-run read task would start draining with no memory of the markers and
-    # segments it had already taken from the queue; better to fail loudly.
-    ds = ray.data.read_datasource(SegmentQueueDatasource(queue, runs), override_num_blocks=1, num_cpus=0.05,
-                                  ray_remote_args={"max_retries": 0})
+    # segments it had already taken from the sources; better to fail loudly.
+    # _generator_backpressure_num_objects: Ray Data lets a read task run only 2 blocks ahead of
+    # the executor by default, and the executor takes a read task's blocks a few at a time per
+    # scheduling round: with one small block per segment that capped ingest near 25 segments/s
+    # with idle CPU. The sources' queues (queue_max_segments) stay the memory bound: the read may
+    # run as far ahead as they hold (2 objects per block: the block and its metadata).
+    ds = ray.data.read_datasource(SegmentQueueDatasource(sources, runs), override_num_blocks=1, num_cpus=0.05,
+                                  ray_remote_args={"max_retries": 0,
+                                                   "_generator_backpressure_num_objects": 2 * config.queue_max_segments})
     ds = ds.map_batches(TokenizeSegments, batch_size=1,
                         fn_constructor_kwargs={"codebooks_dir": config.codebooks_dir, "fault_injection": config.fault_injection},
-                        compute=ray.data.ActorPoolStrategy(min_size=config.tokenizer_min_actors, max_size=config.tokenizer_max_actors),
+                        compute=ray.data.ActorPoolStrategy(min_size=config.tokenizer_min_actors, max_size=config.tokenizer_max_actors,
+                                                           initial_size=initial),
                         **tokenizer_resources(config.tokenizer_num_cpus, config.tokenizer_num_gpus))
-    ds = ds.map_batches(AttachAlignment, batch_size=None, fn_constructor_kwargs={"aligners": aligners},
-                        compute=ray.data.ActorPoolStrategy(size=1), num_cpus=0.05)
-    return ds.map_batches(WriteRows, batch_size=config.writer_batch_rows, fn_constructor_kwargs={"config": config},
+    return ds.map_batches(WriteRows, batch_size=config.writer_batch_rows,
+                          fn_constructor_kwargs={"config": config, "store_config": store_config, "aligners": aligners},
                           compute=ray.data.ActorPoolStrategy(size=1), num_cpus=0.1)

@@ -1,7 +1,9 @@
-"""The writer stage: commits aligned rows to LanceDB, idempotently.
+"""The writer stage: attaches each row's sync estimate and commits the rows to LanceDB, idempotently.
 
 :class:`WriteRows` runs on a Ray Data actor pool (Ray restarts a dead actor and retries its
-batch). Each call commits its whole batch with ``merge_insert`` keyed on
+batch). It first asks the streams' aligners for the estimate in force for each segment (one
+round trip per batch; a separate stage for it cost more in Ray Data's per-block overhead than the
+lookup itself). Each call commits its whole batch with ``merge_insert`` keyed on
 ``(stream_id, segment_index)`` *before* returning, so a retry after a crash can never duplicate a
 row and a returned batch is never lost. It returns one small summary row per input row, which
 the driver turns into progress and metrics.
@@ -13,26 +15,27 @@ import time
 
 import numpy as np
 
+from actors.aligner import attach_alignment
 from actors.faults import maybe_fail
-from engine.pipeline import PipelineConfig, record_to_row, store_config_for
 from engine.errors import InvalidInputError
+from engine.pipeline import PipelineConfig, record_to_row
 from engine.records import null_to_none
+from engine.store import SegmentStore, StoreConfig
 
 
 class WriteRows:
     """Ray Data UDF: token + alignment records in, commit summaries out.
 
     Args:
-        config: The pipeline configuration (DB folder, codebooks, index refresh cadence).
+        config: The pipeline configuration (DB folder, index refresh cadence, fault hooks).
+        store_config: The table's shape (the driver created the table with it).
+        aligners: The aligner actors (see :func:`actors.aligner.aligner_for`).
     """
 
-    def __init__(self, config: PipelineConfig) -> None:
-        from engine.store import SegmentStore
-        from engine.tokenizer import Tokenizer
-
+    def __init__(self, config: PipelineConfig, store_config: StoreConfig, aligners: list) -> None:
         self.config = config
-        tokenizer = Tokenizer.load(config.codebooks_dir)
-        self.store = SegmentStore(store_config_for(config, tokenizer))
+        self.aligners = aligners
+        self.store = SegmentStore(store_config)
         self._since_index = 0
         self._fts_ready = False
 
@@ -43,6 +46,7 @@ class WriteRows:
             maybe_fail(self.config.fault_injection, "writer", rec["segment_index"])
         for rec in recs:
             rec["error"] = null_to_none(rec.get("error"))
+        attach_alignment(recs, self.aligners)
         inserted = self._write([r for r in recs if r["error"] is None])
         now = time.time()
         self._since_index += inserted

@@ -158,13 +158,17 @@ def _merge_frame(values: np.ndarray, row: np.ndarray, col: np.ndarray, target: i
     n = values.shape[0]
     if n <= target:
         return np.arange(n)
-    pos = {(int(r), int(c)): i for i, (r, c) in enumerate(zip(row, col))}
+    # Right and down neighbours through a (row, col) -> region lookup grid: vectorised, since a
+    # per-region Python loop here cost as much as the merge itself.
+    row, col = np.asarray(row, np.int64), np.asarray(col, np.int64)
+    row, col = row - row.min(), col - col.min()
+    grid = np.full((int(row.max()) + 2, int(col.max()) + 2), -1, np.int64)
+    grid[row, col] = np.arange(n)
     adj = np.zeros((n, n), dtype=np.bool_)
-    for i, (r, c) in enumerate(zip(row, col)):
-        for dr, dc in ((0, 1), (1, 0)):
-            j = pos.get((int(r) + dr, int(c) + dc))
-            if j is not None:
-                adj[min(i, j), max(i, j)] = True
+    for j in (grid[row, col + 1], grid[row + 1, col]):
+        has = j >= 0
+        i, k = np.flatnonzero(has), j[has]
+        adj[np.minimum(i, k), np.maximum(i, k)] = True
     return _merge_groups(values.astype(np.float64), adj, int(target))
 
 
@@ -214,6 +218,36 @@ def _merge_groups(values, adj, target):  # pragma: no cover - compiled
     return labels
 
 
+@numba.njit(cache=True, nogil=True)
+def _group_representatives(values, labels):  # pragma: no cover - compiled
+    # Per group, in increasing label order: the member closest to the group mean (first on
+    # ties), the mean, and the size. Compiled: per-group numpy calls cost more than the merge.
+    n, d = values.shape
+    sums = np.zeros((n, d))
+    counts = np.zeros(n, np.int64)
+    for i in range(n):
+        counts[labels[i]] += 1
+        sums[labels[i]] += values[i]
+    groups = np.flatnonzero(counts)
+    means = np.empty((groups.size, d))
+    slot = np.full(n, -1)
+    for g in range(groups.size):
+        slot[groups[g]] = g
+        means[g] = sums[groups[g]] / counts[groups[g]]
+    best = np.full(groups.size, np.inf)
+    rep = np.full(groups.size, -1)
+    for i in range(n):
+        g = slot[labels[i]]
+        dist = 0.0
+        for k in range(d):
+            diff = values[i, k] - means[g, k]
+            dist += diff * diff
+        if dist < best[g]:
+            best[g] = dist
+            rep[g] = i
+    return rep, means, counts[groups]
+
+
 def merge_regions(features: Features, codes: np.ndarray, keyframes: np.ndarray,
                   duration_us: int, config: CompressionConfig) -> VideoTokens:
     """Keeps the keyframes' regions and merges them down to the token budget.
@@ -247,17 +281,14 @@ def merge_regions(features: Features, codes: np.ndarray, keyframes: np.ndarray,
         idx = np.flatnonzero(features.frame_index == f)
         vals = features.values[idx]
         labels = _merge_frame(vals, features.row[idx], features.col[idx], int(target))
-        for g in np.unique(labels):
-            members = np.flatnonzero(labels == g)
-            mean = vals[members].mean(axis=0)
-            rep = members[int(np.argmin(((vals[members] - mean) ** 2).sum(axis=1)))]
-            out_idx.append(idx[rep])
-            out_vals.append(mean)
-            out_sizes.append(members.size)
-    src = np.asarray(out_idx, dtype=np.int64)
-    return VideoTokens(codes=np.asarray(codes)[src].astype(np.int64), values=np.asarray(out_vals, np.float32),
+        rep, mean, size = _group_representatives(vals.astype(np.float64), labels)
+        out_idx.append(idx[rep])
+        out_vals.append(mean)
+        out_sizes.append(size)
+    src = np.concatenate(out_idx).astype(np.int64)
+    return VideoTokens(codes=np.asarray(codes)[src].astype(np.int64), values=np.concatenate(out_vals).astype(np.float32),
                        t_us=features.t_us[src].copy(), row=features.row[src].copy(), col=features.col[src].copy(),
-                       num_regions=np.asarray(out_sizes, np.int32), source_index=src,
+                       num_regions=np.concatenate(out_sizes).astype(np.int32), source_index=src,
                        tokens_in=len(features), keyframes=keyframes)
 
 

@@ -212,7 +212,21 @@ class VideoCueExtractor:
     def _grey(self, frames: np.ndarray) -> np.ndarray:
         h, w = frames.shape[1:3]
         step = max(1, int(np.ceil(max(h, w) / self.config.video_max_side_px)))
-        return frames[:, ::step, ::step].astype(np.float32).mean(axis=3)
+        f = frames[:, ::step, ::step].astype(np.float32)
+        # Same value as .mean(axis=3), several times faster than numpy's reduction over a
+        # length-3 inner axis.
+        return (f[..., 0] + f[..., 1] + f[..., 2]) / np.float32(3.0)
+
+    def _region_means(self, diff: np.ndarray) -> np.ndarray:
+        """Mean of each frame's ``diff`` over an (almost) even region grid; edges absorb the
+        remainder. ``[F, h, w] -> [F, rows * cols]``."""
+        rows, cols = self.config.video_regions
+        h, w = diff.shape[1:]
+        rb = np.linspace(0, h, rows + 1).astype(int)
+        cb = np.linspace(0, w, cols + 1).astype(int)
+        sums = np.add.reduceat(np.add.reduceat(diff.astype(np.float64), rb[:-1], axis=1), cb[:-1], axis=2)
+        area = np.outer(np.diff(rb), np.diff(cb))
+        return (sums / area).reshape(diff.shape[0], rows * cols)
 
     def push(self, frames: np.ndarray, t_us: np.ndarray) -> VideoCues:
         """Appends frames; returns their novelty.
@@ -234,31 +248,77 @@ class VideoCueExtractor:
         if frames.shape[0] == 0:
             return VideoCues(t, out)
         grey = self._grey(frames)
-        rows, cols = self.config.video_regions
-        for k in range(grey.shape[0]):
-            g = grey[k]
-            if self._prev is None or self._prev.shape != g.shape:
-                self._prev = g
-                continue
-            diff = np.abs(g - self._prev)
-            self._prev = g
-            h, w = diff.shape
-            # Region means over an (almost) even grid; edges absorb the remainder.
-            rb = np.linspace(0, h, rows + 1).astype(int)
-            cb = np.linspace(0, w, cols + 1).astype(int)
-            change = np.array([diff[rb[r] : rb[r + 1], cb[c] : cb[c + 1]].mean() for r in range(rows) for c in range(cols)])
-            if self._hist:
-                base = np.median(np.stack(self._hist), axis=0)
-            else:
-                base = np.zeros_like(change)
-            # Mean over regions of the excess change: a flash or cut excites every region, a small
-            # new object one region; steady motion is in the baseline and cancels.
-            excess = np.maximum(0.0, change - base)
-            out[k] = float(excess.mean() + excess.max()) / 2.0
-            self._hist.append(change)
-            if len(self._hist) > self.config.video_history_frames:
-                self._hist.pop(0)
+        if self._prev is None or self._prev.shape != grey.shape[1:]:
+            # Nothing to compare the first frame with (stream start or a resolution change).
+            self._prev, grey, first = grey[0], grey[1:], 1
+        else:
+            first = 0
+        if grey.shape[0] == 0:
+            return VideoCues(t, out)
+        # Vectorised over the frames of the call (a per-frame loop cost more than decoding).
+        prev = np.concatenate([self._prev[None], grey[:-1]])
+        diff = np.abs(grey - prev)
+        self._prev = grey[-1]
+        change = self._region_means(diff)  # [F', regions]
+        hist_len = self.config.video_history_frames
+        past = np.concatenate([np.stack(self._hist), change]) if self._hist else change
+        offset = len(self._hist)
+        # Baseline of frame k: the per-region median of the (up to) `hist_len` changes before it.
+        base = np.zeros_like(change)
+        full = max(0, min(change.shape[0], hist_len - offset))  # frames before that with a shorter history
+        for k in range(full):
+            if offset + k > 0:
+                base[k] = np.median(past[: offset + k], axis=0)
+        if full < change.shape[0]:
+            windows = np.lib.stride_tricks.sliding_window_view(past, hist_len, axis=0)  # [.., R, H]
+            base[full:] = np.median(windows[offset + full - hist_len : offset + change.shape[0] - hist_len], axis=-1)
+        # Mean over regions of the excess change: a flash or cut excites every region, a small
+        # new object one region; steady motion is in the baseline and cancels.
+        excess = np.maximum(0.0, change - base)
+        out[first:] = (excess.mean(axis=1) + excess.max(axis=1)) / 2.0
+        self._hist = list(past[-hist_len:]) if hist_len > 0 else []
         return VideoCues(t, out)
+
+
+@dataclass(frozen=True)
+class SegmentCues:
+    """One segment's sync evidence: its span and its cue chunks (what a sync tracker consumes).
+
+    A few kilobytes where the segment's frames are megabytes: a decode process extracts these
+    and ships them to the stream's tracker instead of the media.
+    """
+
+    index: int
+    t_start_us: int
+    t_end_us: int
+    is_final: bool
+    audio: AudioCues | None
+    video: VideoCues | None
+
+
+class SegmentCueExtractor:
+    """Per-stream, stateful cue extraction from consecutive segments (audio onsets, video novelty).
+
+    Args:
+        config: Cue parameters (must be the tracker's ``SyncConfig.cues``).
+    """
+
+    def __init__(self, config: CueConfig | None = None) -> None:
+        self.config = config or CueConfig()
+        self._audio: AudioCueExtractor | None = None
+        self._video = VideoCueExtractor(self.config)
+
+    def extract(self, segment) -> SegmentCues:
+        """Cues of the next :class:`~engine.media.Segment` of the stream (segments in order)."""
+        audio = video = None
+        if segment.audio is not None:
+            if self._audio is None:
+                self._audio = AudioCueExtractor(segment.audio_rate_hz, self.config)
+            audio = self._audio.push(segment.audio, segment.t_start_us)
+        if segment.video is not None and len(segment.video_t_us):
+            video = self._video.push(segment.video, segment.video_t_us)
+        return SegmentCues(int(segment.index), int(segment.t_start_us), int(segment.t_end_us), bool(segment.is_final),
+                           audio, video)
 
 
 def normalize_audio(rise_db: np.ndarray, config: CueConfig) -> np.ndarray:

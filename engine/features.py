@@ -138,12 +138,40 @@ class LogMelConfig:
     floor_power: float = 1e-10
 
 
+def _hz_to_slaney_mel(hz: np.ndarray) -> np.ndarray:
+    # Slaney's scale: linear (200/3 Hz per mel) below 1 kHz, logarithmic (27 mels per factor 6.4) above.
+    hz = np.asarray(hz, np.float64)
+    log_part = 15.0 + 27.0 * np.log(np.maximum(hz, 1e-10) / 1000.0) / np.log(6.4)
+    return np.where(hz >= 1000.0, log_part, 3.0 * hz / 200.0)
+
+
+def _slaney_mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    mel = np.asarray(mel, np.float64)
+    return np.where(mel >= 15.0, 1000.0 * np.exp(np.log(6.4) / 27.0 * (mel - 15.0)), 200.0 * mel / 3.0)
+
+
+def slaney_mel_filters(num_frequency_bins: int, num_mels: int, min_hz: float, max_hz: float, sample_rate_hz: int) -> np.ndarray:
+    """Triangular mel filters on the Slaney scale with Slaney (unit-area) normalisation.
+
+    The filterbank of Whisper's and librosa's defaults, built here so that starting a tokenizer
+    does not import transformers. Returns float64 ``[num_frequency_bins, num_mels]``.
+    """
+    fft_hz = np.linspace(0.0, sample_rate_hz // 2, num_frequency_bins)
+    edges = _slaney_mel_to_hz(np.linspace(_hz_to_slaney_mel(min_hz), _hz_to_slaney_mel(max_hz), num_mels + 2))
+    width = np.diff(edges)
+    slopes = edges[None, :] - fft_hz[:, None]
+    rising, falling = -slopes[:, :-2] / width[:-1], slopes[:, 2:] / width[1:]
+    filters = np.maximum(0.0, np.minimum(rising, falling))
+    return filters * (2.0 / (edges[2:] - edges[:-2]))[None, :]
+
+
 class LogMelExtractor:
     """Audio log-mel features, ``log10(max(mel_power, floor))`` per 10 ms frame.
 
     The value is Whisper's log-mel *before* its dynamic-range clamp and ``(x + 4) / 4`` scaling
     (those depend on the whole 30 s window, so they do not belong in a streaming feature).
-    The mel filterbank is ``transformers.audio_utils.mel_filter_bank`` (Slaney scale and norm).
+    The mel filterbank is Whisper's: Slaney mel scale and area normalisation
+    (:func:`slaney_mel_filters`).
 
     Args:
         config: Parameters; defaults are 16 kHz / 25 ms / 10 ms / 80 mels.
@@ -153,14 +181,10 @@ class LogMelExtractor:
     modality = "audio"
 
     def __init__(self, config: LogMelConfig = LogMelConfig(), device: str | torch.device = "cpu") -> None:
-        from transformers.audio_utils import mel_filter_bank
-
         self.config = config
         self.device = torch.device(device)
-        fb = mel_filter_bank(num_frequency_bins=config.window_samples // 2 + 1,
-                             num_mel_filters=config.num_mels, min_frequency=config.min_frequency_hz,
-                             max_frequency=config.max_frequency_hz, sampling_rate=config.sample_rate_hz,
-                             norm="slaney", mel_scale="slaney")
+        fb = slaney_mel_filters(config.window_samples // 2 + 1, config.num_mels, config.min_frequency_hz,
+                                config.max_frequency_hz, config.sample_rate_hz)
         self._filters = torch.from_numpy(np.asarray(fb, dtype=np.float32)).to(self.device)  # [F, M]
         self._window = torch.hann_window(config.window_samples, periodic=True, device=self.device)
         self.dim = config.num_mels

@@ -19,20 +19,25 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from engine.errors import InvalidInputError, MediaError, OmniAlignError
-from engine.media import MediaConfig, Segment, SegmentReader
-from engine.records import null_to_none, segment_to_record, tokenize_records
-from engine.sources import classify, default_stream_id
-from engine.store import SegmentRow, SegmentStore, StoreConfig
-from engine.sync import SyncEstimate
-from engine.sync_tracker import SyncTracker
-from engine.tokenizer import Tokenizer
-from engine.transcripts import find_sidecar, load_transcript, text_for_span
+from engine.media import MediaConfig, SegmentReader
+from engine.records import null_to_none, segment_to_record
+from engine.sources import default_stream_id
+from engine.transcripts import TranscriptSidecar
+
+# Only what every stage needs is imported here: source actors and the aligner unpickle a
+# PipelineConfig, so this module must not drag torch (tokenizer), numba or lancedb into them.
+# The stage functions below import their heavy parts where they run.
+if TYPE_CHECKING:
+    from engine.store import SegmentRow, SegmentStore, StoreConfig
+    from engine.sync import SyncEstimate
+    from engine.tokenizer import Tokenizer
 
 #: Written on every row; bump when the meaning of a column changes.
 PIPELINE_VERSION = "1"
@@ -62,11 +67,15 @@ class PipelineConfig:
         source_num_cpus: CPUs reserved per source (decode) actor. 0 by default: a reservation
             per stream would leave no CPU for the tokenizer pool once there are many streams
             (a folder of files), and decoding a live stream is paced by the stream anyway.
+        streams_per_source_actor: Streams one source (decode) actor hosts, each on its own
+            thread; more streams start more actors (on a cluster, spread over its nodes). Few
+            decode processes cost the least CPU: on 2 cores, 8 streams ran at 47x real time in
+            one actor and 32x in eight (process start-up, GIL hand-offs, cache contention).
         aligner_actors: Per-stream sync state lives in this many actors, a stream always routed
             to the same one (hash of its id).
         writer_batch_rows: Rows per LanceDB commit (each commit is a table version).
-        queue_max_segments: Decoded segments in flight between sources and the pipeline; a full
-            queue blocks the sources (backpressure, bounded memory).
+        queue_max_segments: Decoded segments each source actor holds until the pipeline takes
+            them; a full queue blocks its streams (backpressure, bounded memory).
         index_every_rows: The writer refreshes search indexes after this many new rows.
         metrics_port: Serve Prometheus metrics on this port (None: off).
         fault_injection: Test hook: ``((stage, segment_index, marker_path), ...)``; each makes
@@ -87,6 +96,7 @@ class PipelineConfig:
     tokenizer_num_cpus: float = 0.5
     tokenizer_num_gpus: float = 0.0
     source_num_cpus: float = 0.0
+    streams_per_source_actor: int = 8
     aligner_actors: int = 1
     writer_batch_rows: int = 4
     queue_max_segments: int = 16
@@ -113,6 +123,7 @@ def expand_sources(sources: Sequence[str]) -> list[str]:
 
 def store_config_for(config: PipelineConfig, tokenizer: Tokenizer) -> StoreConfig:
     """The table shape this tokenizer's rows need."""
+    from engine.store import StoreConfig
     from engine.text_embed import TEXT_EMB_DIM
 
     return StoreConfig(db_dir=config.db_dir, table=config.table,
@@ -121,30 +132,7 @@ def store_config_for(config: PipelineConfig, tokenizer: Tokenizer) -> StoreConfi
                        video_num_quantizers=tokenizer.config.video_quantizers)
 
 
-# -- stage: decode -----------------------------------------------------------------------------
-class TranscriptSidecar:
-    """Text of a file's .srt/.vtt sidecar per segment (None when there is none)."""
-
-    def __init__(self, source_uri: str) -> None:
-        self.cues = None
-        ref = classify(source_uri)
-        if not ref.is_live:
-            sidecar = find_sidecar(ref.target)
-            if sidecar is not None:
-                self.cues = load_transcript(sidecar)
-
-    def text(self, seg: Segment) -> str | None:
-        return text_for_span(self.cues, seg.t_start_us, seg.t_end_us) if self.cues else None
-
-
-def cue_view(seg: Segment, max_side_px: int = 128) -> Segment:
-    """The segment as the sync tracker needs it: audio plus small frames (cheap to ship)."""
-    if not seg.frames:
-        return seg
-    step = max(1, -(-max(seg.frames[0].shape[:2]) // max_side_px))
-    return replace(seg, frames=[np.ascontiguousarray(f[::step, ::step]) for f in seg.frames])
-
-
+# -- stage: decode: engine.media.SegmentReader, engine.segment_views, engine.transcripts ---------
 # -- stage: align ------------------------------------------------------------------------------
 def alignment_columns(est: SyncEstimate | None) -> dict:
     """Row columns of a sync estimate (all None / empty when there is none yet)."""
@@ -157,6 +145,7 @@ def alignment_columns(est: SyncEstimate | None) -> dict:
 # -- stage: write ------------------------------------------------------------------------------
 def record_to_row(rec: dict, store_config: StoreConfig) -> SegmentRow:
     """The store row of a tokenized, aligned record."""
+    from engine.store import SegmentRow
 
     def arr(key, dtype, *shape):
         v = rec.get(key)
@@ -241,6 +230,11 @@ def run_local(sources: Sequence[str], config: PipelineConfig, stream_id: str | N
         config: Pipeline settings.
         stream_id: Stream id for a single source (default :func:`engine.sources.default_stream_id`).
     """
+    from engine.records import tokenize_records
+    from engine.store import SegmentStore
+    from engine.sync_tracker import SyncTracker
+    from engine.tokenizer import Tokenizer
+
     tokenizer = Tokenizer.load(config.codebooks_dir)
     store = SegmentStore(store_config_for(config, tokenizer))
     expanded = expand_sources(sources)
@@ -258,7 +252,7 @@ def run_local(sources: Sequence[str], config: PipelineConfig, stream_id: str | N
             with SegmentReader(source, config.media_config(), res.stream_id) as reader:
                 for seg in _timed(iter(reader), res.stage_s, "decode"):
                     t0 = time.perf_counter()
-                    est = tracker.push(cue_view(seg))
+                    est = tracker.push(seg)
                     res.stage_s["align"] += time.perf_counter() - t0
                     if seg.index in done:
                         res.segments_skipped += 1

@@ -9,11 +9,14 @@ tokenizer has turned it into tokens, embeddings and keyframe thumbnails.
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from engine.media import Segment
-from engine.tokenizer import Tokenizer
+
+if TYPE_CHECKING:  # records also travel through decode processes, which must not import torch
+    from engine.tokenizer import Tokenizer
 
 #: Raw media columns, dropped once a segment is tokenized (heavy; no later stage needs them).
 RAW_COLUMNS = ("audio", "video", "video_t_us", "audio_rate_hz")

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.cues import AudioCueExtractor, AudioCues, VideoCueExtractor, VideoCues, concat_audio, concat_video
+from engine.cues import (
+    AudioCues,
+    SegmentCueExtractor,
+    SegmentCues,
+    VideoCues,
+    concat_audio,
+    concat_video,
+)
 from engine.errors import InvalidInputError
 from engine.sync import SyncConfig, SyncEstimate, _confidence, _estimate, _no_estimate
 from engine.timeline import US_PER_S
@@ -43,8 +50,7 @@ class SyncTracker:
             raise InvalidInputError("max_pairs", f"must be >= full_support_pairs ({self.config.full_support_pairs})")
         self.window_us = int(window_s * US_PER_S)
         self.max_pairs = max_pairs
-        self._ax: AudioCueExtractor | None = None
-        self._vx = VideoCueExtractor(self.config.cues)
+        self._cues = SegmentCueExtractor(self.config.cues)
         self._audio: AudioCues | None = None
         self._video = VideoCues(np.zeros(0, np.int64), np.zeros(0, np.float32))
         self._tv = np.zeros(0, np.int64)
@@ -68,19 +74,21 @@ class SyncTracker:
 
     def push(self, segment) -> SyncEstimate:
         """Adds one :class:`~engine.media.Segment` and returns the refined estimate."""
-        cc = self.config.cues
+        return self.push_cues(self._cues.extract(segment))
+
+    def push_cues(self, cues: SegmentCues) -> SyncEstimate:
+        """Adds one segment's cues, extracted elsewhere by a :class:`~engine.cues.SegmentCueExtractor`
+        with this tracker's ``config.cues``, and returns the refined estimate. Use either this or
+        :meth:`push` for a stream, not both."""
         if self._t_start_us is None:
-            self._t_start_us = segment.t_start_us
-            self._matched_until_us = segment.t_start_us
-        self._t_end_us = max(self._t_end_us, segment.t_end_us)
-        if segment.audio is not None:
-            if self._ax is None:
-                self._ax = AudioCueExtractor(segment.audio_rate_hz, cc)
-            chunk = self._ax.push(segment.audio, segment.t_start_us)
-            self._audio = chunk if self._audio is None else concat_audio([self._audio, chunk])
-        if segment.video is not None and len(segment.video_t_us):
-            self._video = concat_video([self._video, self._vx.push(segment.video, segment.video_t_us)])
-        self._update(final=segment.is_final)
+            self._t_start_us = cues.t_start_us
+            self._matched_until_us = cues.t_start_us
+        self._t_end_us = max(self._t_end_us, cues.t_end_us)
+        if cues.audio is not None:
+            self._audio = cues.audio if self._audio is None else concat_audio([self._audio, cues.audio])
+        if cues.video is not None:
+            self._video = concat_video([self._video, cues.video])
+        self._update(final=cues.is_final)
         return self.estimate()
 
     def estimate(self) -> SyncEstimate:

@@ -27,11 +27,19 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.compress import AudioTokens, CompressionConfig, VideoTokens, merge_audio_runs, merge_regions, select_keyframes
+from engine.compress import (
+    AudioTokens,
+    CompressionConfig,
+    VideoTokens,
+    merge_audio_runs,
+    merge_regions,
+    select_keyframes,
+)
 from engine.errors import InvalidInputError
 from engine.features import LogMelConfig, LogMelExtractor, RegionConfig, RegionExtractor
 from engine.media import Segment
 from engine.rvq import ResidualVQ
+from engine.segment_views import token_frame_indices, token_view
 
 FORMAT_VERSION = 1
 _MANIFEST = "manifest.json"
@@ -332,26 +340,6 @@ class Tokenizer:
     def _hop_us(self) -> int:
         c = self.config.log_mel
         return c.hop_samples * 1_000_000 // c.sample_rate_hz
-
-
-def token_frame_indices(t_us: np.ndarray, fps: float | None) -> np.ndarray:
-    """First frame of each ``1/fps`` window of frame times (all frames when ``fps`` is None)."""
-    if fps is None:
-        return np.arange(len(t_us))
-    window = np.asarray(t_us, np.int64) // int(1_000_000 / fps)
-    return np.flatnonzero(np.r_[True, window[1:] != window[:-1]])
-
-
-def token_view(segment: Segment, fps: float | None) -> Segment:
-    """The segment with only the frames that get tokens (what a tokenizer stage needs).
-
-    Pipelines ship this instead of every frame: 5 of 25 frames per second is 5x less data
-    between processes, and tokenizing it gives exactly the same tokens.
-    """
-    if not segment.frames:
-        return segment
-    keep = token_frame_indices(segment.video_t_us, fps)
-    return replace(segment, frames=[segment.frames[i] for i in keep], video_t_us=segment.video_t_us[keep])
 
 
 def pooled_embedding(x: np.ndarray) -> np.ndarray:

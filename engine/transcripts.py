@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 from engine.errors import OmniAlignError
+from engine.media import Segment
+from engine.sources import classify
 
 #: Sidecar suffixes looked for, in order of preference.
 SIDECAR_SUFFIXES = (".srt", ".vtt")
@@ -220,3 +222,19 @@ def text_for_span(cues: Iterable[Cue], t_start_us: int, t_end_us: int) -> Option
     """
     parts = [c.text for c in cues if c.t_end_us > t_start_us and c.t_start_us < t_end_us]
     return " ".join(parts) if parts else None
+
+
+class TranscriptSidecar:
+    """Text of a file's .srt/.vtt sidecar per segment (None when there is none)."""
+
+    def __init__(self, source_uri: str) -> None:
+        self.cues = None
+        ref = classify(source_uri)
+        if not ref.is_live:
+            sidecar = find_sidecar(ref.target)
+            if sidecar is not None:
+                self.cues = load_transcript(sidecar)
+
+    def text(self, seg: Segment) -> str | None:
+        """The text of the cues overlapping ``seg``."""
+        return text_for_span(self.cues, seg.t_start_us, seg.t_end_us) if self.cues else None

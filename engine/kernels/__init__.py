@@ -1,1 +1,2 @@
-"""GPU kernels of the engine (Triton). Import submodules explicitly; they import triton."""
+"""Kernels of the engine: Triton GPU kernels and CPU kernels (numba, torch). Import submodules
+explicitly; the Triton ones import triton."""

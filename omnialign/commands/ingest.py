@@ -61,6 +61,9 @@ def init_ray(address: str | None) -> None:
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
+    # The detectors' periodic checks (and their "high memory" advice for the tokenizer pool,
+    # which holds codebooks by design) cost driver CPU and only add log noise to a live ingest.
+    ctx.issue_detectors_config.detectors = []
     logging.getLogger("ray.data").setLevel(logging.WARNING)
 
 

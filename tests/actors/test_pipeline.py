@@ -47,7 +47,8 @@ def _config(media, db, **kw) -> PipelineConfig:
 
 
 def test_every_segment_once_bad_source_fails_alone_and_reingest_adds_nothing(ray_local, media, tmp_path):
-    config = _config(media, tmp_path / "db")
+    # Two streams per source actor: the bad source shares its process with a good one.
+    config = _config(media, tmp_path / "db", streams_per_source_actor=2)
     summary = run_ingest([*media["clips"][:2], media["bad"], media["clips"][2]], config)
     store = SegmentStore.open(tmp_path / "db")
     by_id = {s.stream_id: s for s in summary.streams}

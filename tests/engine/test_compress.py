@@ -87,3 +87,14 @@ def test_compress_errors_are_typed():
     with pytest.raises(InvalidInputError) as info:
         merge_regions(feats, np.zeros((3, 1)), np.arange(2), 1_000_000, CompressionConfig())
     assert info.value.input == "codes"
+
+
+def test_group_representative_is_the_member_nearest_the_mean_first_on_ties():
+    from engine.compress import _group_representatives
+
+    values = np.array([[0.0, 0.0], [2.0, 0.0], [5.0, 5.0], [9.0, 9.0], [5.0, 6.0], [5.0, 4.0]])
+    labels = np.array([0, 0, 2, 3, 2, 2])
+    rep, mean, size = _group_representatives(values, labels)
+    # group 0: two members equidistant from their mean -> the first; group 2: the middle one
+    assert rep.tolist() == [0, 2, 3] and size.tolist() == [2, 3, 1]
+    np.testing.assert_allclose(mean, [[1.0, 0.0], [5.0, 5.0], [9.0, 9.0]])

@@ -97,6 +97,38 @@ def test_video_flash_is_stamped_at_its_frame_pts_with_irregular_times():
     assert int(np.flatnonzero(grid >= 1.0)[0]) == int(t[30] // 10_000)  # the bin holding the PTS, not k * 40 ms
 
 
+def _novelty_reference(frames: np.ndarray, cfg: CueConfig) -> np.ndarray:
+    """The novelty definition, frame by frame: excess of each region's mean absolute grey change
+    over the median of the previous changes (up to ``video_history_frames``)."""
+    step = max(1, int(np.ceil(max(frames.shape[1:3]) / cfg.video_max_side_px)))
+    grey = frames[:, ::step, ::step].astype(np.float64).mean(axis=3)
+    rows, cols = cfg.video_regions
+    rb = np.linspace(0, grey.shape[1], rows + 1).astype(int)
+    cb = np.linspace(0, grey.shape[2], cols + 1).astype(int)
+    out, hist = np.zeros(len(frames)), []
+    for k in range(1, len(frames)):
+        diff = np.abs(grey[k] - grey[k - 1])
+        change = np.array([diff[rb[r]:rb[r + 1], cb[c]:cb[c + 1]].mean() for r in range(rows) for c in range(cols)])
+        base = np.median(hist[-cfg.video_history_frames:], axis=0) if hist else np.zeros_like(change)
+        excess = np.maximum(0.0, change - base)
+        out[k] = (excess.mean() + excess.max()) / 2
+        hist.append(change)
+    return out
+
+
+@pytest.mark.parametrize("chunks", [(60,), (1, 1, 3, 55), (7, 0, 20, 33)])
+def test_video_novelty_matches_its_frame_by_frame_definition_for_any_chunking(chunks):
+    rng = np.random.default_rng(11)
+    frames = rng.integers(0, 256, size=(60, 50, 70, 3), dtype=np.uint8)
+    frames[20:25] = frames[20]  # a static stretch: zero change, the baseline must decay to it
+    cfg = CueConfig(video_regions=(3, 4), video_history_frames=5, video_max_side_px=40)
+    ex, parts, start = VideoCueExtractor(cfg), [], 0
+    for n in chunks:
+        parts.append(ex.push(frames[start:start + n], np.arange(start, start + n, dtype=np.int64) * 40_000).novelty)
+        start += n
+    np.testing.assert_allclose(np.concatenate(parts), _novelty_reference(frames, cfg), rtol=1e-5, atol=1e-4)
+
+
 def test_grid_placement_of_audio_uses_max_pooling():
     cfg = CueConfig()
     x = _noise(SR)

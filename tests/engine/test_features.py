@@ -153,3 +153,15 @@ def test_hf_audio_encoder_from_local_dir(tmp_path):
 def test_hf_missing_dir_is_typed(tmp_path):
     with pytest.raises(InvalidInputError):
         HFEncoderExtractor(tmp_path / "nope")
+
+
+@pytest.mark.parametrize("bins, mels, lo, hi, sr", [(201, 80, 0.0, 8000.0, 16000), (257, 64, 20.0, 7600.0, 16000),
+                                                    (513, 128, 0.0, 11025.0, 22050)])
+def test_slaney_mel_filters_equal_transformers(bins, mels, lo, hi, sr):
+    from transformers.audio_utils import mel_filter_bank
+
+    from engine.features import slaney_mel_filters
+
+    theirs = mel_filter_bank(num_frequency_bins=bins, num_mel_filters=mels, min_frequency=lo, max_frequency=hi,
+                             sampling_rate=sr, norm="slaney", mel_scale="slaney")
+    np.testing.assert_allclose(slaney_mel_filters(bins, mels, lo, hi, sr), theirs, rtol=1e-12, atol=1e-15)

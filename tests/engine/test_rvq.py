@@ -109,12 +109,15 @@ def test_numpy_and_torch_inputs_agree(fitted):
 
 
 def test_chunking_does_not_change_codes(fitted, monkeypatch):
+    # the residual-form greedy encoder (fit, and the fallback for models too big for the LUT)
     import engine.rvq as rvq_mod
 
     rvq, x = fitted
-    whole = rvq.encode(x)
+    t = torch.from_numpy(x)
+    whole = rvq._encode_cpu(t, rvq.codebooks)
     monkeypatch.setattr(rvq_mod, "_CPU_CHUNK_ROWS", 7)
-    np.testing.assert_array_equal(rvq.encode(x), whole)
+    assert torch.equal(rvq._encode_cpu(t, rvq.codebooks), whole)
+    assert torch.equal(rvq.encode(t), whole)  # this small model's greedy encode() uses it too
 
 
 def test_beam_search_not_worse_than_greedy(fitted):
@@ -191,3 +194,149 @@ def test_bad_config_is_typed():
     with pytest.raises(InvalidInputError) as info:
         ResidualVQ(0, 4, 3)
     assert info.value.input == "num_quantizers"
+
+
+# --------------------------------------------------------------------------------------------
+# CPU "beam LUT" encoder (engine/kernels/rvq_beam_cpu.py): greedy and beam encodes on CPU
+
+
+def _random_model(q: int, k: int, dim: int, seed: int, n: int = 1500):
+    """Random (unfitted) codebooks and random inputs: no exact score ties."""
+    g = torch.Generator().manual_seed(seed)
+    scale = 0.6 ** torch.arange(q, dtype=torch.float32)  # residual-like: later stages smaller
+    cb = torch.randn(q, k, dim, generator=g) * scale[:, None, None]
+    x = torch.randn(n, dim, generator=g)
+    return ResidualVQ.from_codebooks(cb), x
+
+
+# (Q, K, D): K a multiple of 16 (vector selection) or not (plain scan); Q up to 6 covers the
+# kernel's one-pass sums of 1-3 table rows and the extra passes beyond; K=2 < beam.
+@pytest.mark.parametrize("q, k, dim", [(4, 32, 16), (3, 20, 12), (6, 16, 8), (3, 2, 5), (1, 48, 6)])
+@pytest.mark.parametrize("beam", [1, 2, 3, 4])
+def test_lut_encode_matches_residual_form(q, k, dim, beam):
+    from engine.kernels.rvq_beam_cpu import encode_beam_lut
+    from engine.rvq import _encode_beam
+
+    rvq, x = _random_model(q, k, dim, seed=q * 100 + k)
+    cb = rvq.codebooks
+    got = encode_beam_lut(x, rvq._beam_tables(), beam)
+    ref = rvq._encode_cpu(x, cb) if beam == 1 else _encode_beam(x, cb, beam)
+    assert torch.equal(got, ref)
+    assert torch.equal(rvq.encode(x, beam_size=beam), ref)  # whichever path encode() takes
+
+
+def test_lut_beam_not_worse_than_greedy_held_out(fitted):
+    rvq, _ = fitted
+    held_out, _ = _mixture(3000, 16, 8, seed=11, spread=1.0, noise=1.0)
+    errs = {}
+    for beam in (1, 2, 3, 4):
+        x_hat = rvq.decode(rvq.encode(held_out, beam_size=beam))
+        errs[beam] = float(((held_out.astype(np.float64) - x_hat) ** 2).sum())
+    assert errs[2] <= errs[1] * (1 + 1e-6) and errs[4] <= errs[2] * (1 + 1e-6), errs
+    assert errs[2] < errs[1], errs  # and it actually helps on this data
+
+
+def test_lut_encode_deterministic_and_batch_independent(monkeypatch):
+    rvq, x = _random_model(2, 128, 16, seed=3, n=1100)  # a shape whose greedy path is the LUT
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("greedy encode took the residual form")
+
+    monkeypatch.setattr(ResidualVQ, "_encode_cpu", must_not_run)
+    for beam in (1, 2):
+        first = rvq.encode(x, beam_size=beam)
+        assert torch.equal(first, rvq.encode(x, beam_size=beam))
+        # a row's code does not depend on the batch around it (tail chunks are padded)
+        assert torch.equal(rvq.encode(x[5:6], beam_size=beam), first[5:6])
+        assert torch.equal(rvq.encode(x[-3:], beam_size=beam), first[-3:])
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 1000])
+def test_lut_chunk_boundaries(chunk):
+    from engine.kernels.rvq_beam_cpu import encode_beam_lut
+
+    rvq, x = _random_model(3, 32, 12, seed=5, n=1001)  # N is not a multiple of any chunk
+    tables = rvq._beam_tables()
+    for beam in (1, 3):
+        whole = encode_beam_lut(x, tables, beam)
+        assert torch.equal(encode_beam_lut(x, tables, beam, chunk_rows=chunk), whole)
+
+
+def test_lut_gemm_fallback_gives_same_codes(monkeypatch):
+    import engine.kernels.rvq_beam_cpu as lut
+
+    rvq, x = _random_model(4, 32, 16, seed=8)
+    want = rvq.encode(x, beam_size=2)
+    monkeypatch.setattr(lut, "_ONEDNN", False)  # torch without oneDNN: torch.addmm
+    assert torch.equal(rvq.encode(x, beam_size=2), want)
+
+
+def test_lut_falls_back_above_table_limit(monkeypatch):
+    import engine.kernels.rvq_beam_cpu as lut
+    from engine.rvq import _encode_beam
+
+    rvq, x = _random_model(3, 32, 12, seed=9)
+    monkeypatch.setattr(lut, "MAX_TABLE_BYTES", lut.table_bytes(3, 32) - 1)
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("LUT encoder used above the table limit")
+
+    monkeypatch.setattr(lut, "encode_beam_lut", must_not_run)
+    assert rvq._beam_tables() is None
+    cb = rvq.codebooks
+    assert torch.equal(rvq.encode(x, beam_size=2), _encode_beam(x, cb, 2))
+    assert torch.equal(rvq.encode(x), rvq._encode_cpu(x, cb))
+
+
+def test_lut_tables_follow_the_codebooks():
+    rvq, x = _random_model(3, 32, 12, seed=10)
+    before = rvq.encode(x, beam_size=2)
+    rvq.fit(x.numpy())  # new codebooks: the cached tables must be rebuilt
+    fresh = ResidualVQ.from_codebooks(rvq.codebooks)
+    assert torch.equal(rvq.encode(x, beam_size=2), fresh.encode(x, beam_size=2))
+    assert not torch.equal(rvq.encode(x, beam_size=2), before)
+
+
+def test_lut_exact_on_data_far_from_the_origin():
+    # Inputs offset 100x their spread: a LUT encoder working on x itself rounds at the scale of
+    # ||x||, the shifted one at the scale of the residual. Judge against a float64 search.
+    from engine.kernels.rvq_beam_cpu import encode_beam_lut
+    from engine.rvq import _encode_beam
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(32, 32)) * 2
+    x = (100.0 + centres[rng.integers(0, 32, 4000)] + rng.normal(size=(4000, 32))).astype(np.float32)
+    rvq = ResidualVQ(4, 64, 32, seed=0, refine_iters=1)
+    rvq.fit(x)
+    t = torch.from_numpy(x)
+    cb64 = rvq.codebooks.double()
+    for beam in (1, 2):
+        got = encode_beam_lut(t, rvq._beam_tables(), beam)
+        assert torch.equal(got, _encode_beam(t.double(), cb64, beam))
+
+
+@pytest.mark.parametrize("beam", [0, -1, 1.5, "2", None])
+def test_bad_beam_size_is_typed(fitted, beam):
+    rvq, x = fitted
+    with pytest.raises(InvalidInputError, match="beam_size") as info:
+        rvq.encode(x, beam_size=beam)
+    assert info.value.input == "beam_size"
+
+
+@pytest.mark.parametrize("bad, match", [
+    (np.zeros((0, 8), np.float32), "empty"),
+    (np.full((3, 8), np.nan, np.float32), "NaN"),
+    (np.array([[np.inf] * 8], np.float32), "NaN or inf"),
+    (np.array([[3e38] * 8, [1.0] * 8], np.float32), None),  # huge but finite: accepted
+    (np.zeros((3, 5), np.float32), "dim 5"),
+])
+def test_beam_encode_typed_errors(fitted, bad, match):
+    rvq, _ = fitted
+    if match is None:
+        codes = rvq.encode(bad, beam_size=2)
+        assert codes.shape == (2, 4)
+        rvq.decode(codes)  # valid codes even where float32 scores overflow
+        return
+    with pytest.raises(InvalidInputError, match=match) as info:
+        rvq.encode(bad, beam_size=2)
+    assert info.value.input == "x"
