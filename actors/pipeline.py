@@ -169,8 +169,8 @@ def _build_dataset(sources: dict, runs: dict, aligners: list, config: PipelineCo
     # _generator_backpressure_num_objects: Ray Data lets a read task run only 2 blocks ahead of
     # the executor by default, and the executor takes a read task's blocks a few at a time per
     # scheduling round: with one small block per segment that capped ingest near 25 segments/s
-    # with idle CPU. The sources' queues (queue_max_segments) stay the memory bound: the read may
-    # run as far ahead as they hold (2 objects per block: the block and its metadata).
+    # with idle CPU. Memory stays bounded: the sources' queues hold queue_max_segments each and
+    # the read may run that many blocks ahead (2 objects per block: the block and its metadata).
     ds = ray.data.read_datasource(SegmentQueueDatasource(sources, runs), override_num_blocks=1, num_cpus=0.05,
                                   ray_remote_args={"max_retries": 0,
                                                    "_generator_backpressure_num_objects": 2 * config.queue_max_segments})

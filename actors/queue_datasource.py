@@ -56,9 +56,12 @@ class SegmentQueueDatasource(Datasource):
                 actor, done_before = pending.pop(ready[0])
                 try:
                     items = ray.get(ready[0])
-                except ray.exceptions.RayError:  # the actor died: its streams' runs say how
+                except ray.exceptions.ActorDiedError:  # its streams' runs say how they ended
                     items = []
                     ended |= set(sources[actor])
+                except ray.exceptions.RayError:  # transient (e.g. ActorUnavailableError): ask again
+                    issue(actor)
+                    continue
                 for item in items:
                     if isinstance(item, tuple) and item[0] == END_MARKER:
                         ended.add(item[1])

@@ -16,7 +16,6 @@ Ray Data has no unbounded source, so ingestion is split in two:
 
 from __future__ import annotations
 
-import os
 import queue
 import time
 
@@ -30,9 +29,6 @@ from engine.pipeline import PipelineConfig
 from engine.records import segment_to_record
 from engine.segment_views import token_view
 from engine.transcripts import TranscriptSidecar
-
-#: Scheduling priority of decode processes relative to the rest of the pipeline (see __init__).
-_SOURCE_NICE = 5
 
 #: Queue item a stream's source puts last: ``(END_MARKER, stream_id)``.
 END_MARKER = "__end__"
@@ -58,10 +54,6 @@ class SourceActor:
         self.token_fps = token_fps
         self.cue_config = cue_config
         self._out: queue.Queue = queue.Queue(maxsize=config.queue_max_segments)
-        # Decoding is the producer: on a saturated machine the stages that drain the bounded
-        # queue should run first, so rows commit steadily and end-to-end lag stays bounded by
-        # the queue (backpressure still stops decoding when it is full). Idle CPU is still used.
-        os.nice(_SOURCE_NICE)
 
     def take(self, max_items: int, timeout_s: float) -> list:
         """Up to ``max_items`` queued items: segment records and ``(END_MARKER, stream_id)``.
@@ -115,7 +107,10 @@ class SourceActor:
             summary["error"] = f"{type(exc).__name__}: {exc}"
         finally:
             try:
-                # The stream's estimates are complete before anyone hears that it ended.
+                # The stream's estimates are complete before anyone hears that it ended (also
+                # when decoding failed with a push still in flight).
+                if push is not None and summary["error"] is not None:
+                    ray.wait([push])
                 ray.get(aligner.finish.remote(stream_id))
             finally:
                 self._out.put((END_MARKER, stream_id))

@@ -22,7 +22,7 @@ For 1, 4 and 8 concurrent streams of 320×240@25 H.264 + 16 kHz (resampled from 
 RSS of every Ray worker process and the driver every few seconds; the plot
 ``benchmarks/results/ingest_rss.png`` shows whether memory stays flat.
 
-    python benchmarks/ingest.py [--clip-s 120] [--streams 1 4 8] [--live-minutes 10]
+    python benchmarks/ingest.py [--clip-s 300] [--streams 1 4 8] [--live-minutes 10]
 """
 
 from __future__ import annotations
@@ -179,7 +179,7 @@ def _plot_rss(t, rss, minutes, streams) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clip-s", type=float, default=120.0,
+    parser.add_argument("--clip-s", type=float, default=300.0,
                         help="seconds per stream (long enough that decoding outlasts actor start-up)")
     parser.add_argument("--streams", type=int, nargs="*", default=[1, 4, 8], help="stream counts (none: soak only)")
     parser.add_argument("--live-minutes", type=float, default=0.0, help="also run an RSS soak of this length")

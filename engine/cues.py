@@ -258,7 +258,7 @@ class VideoCueExtractor:
         # Vectorised over the frames of the call (a per-frame loop cost more than decoding).
         prev = np.concatenate([self._prev[None], grey[:-1]])
         diff = np.abs(grey - prev)
-        self._prev = grey[-1]
+        self._prev = grey[-1].copy()  # not a view that would keep the whole call's frames alive
         change = self._region_means(diff)  # [F', regions]
         hist_len = self.config.video_history_frames
         past = np.concatenate([np.stack(self._hist), change]) if self._hist else change

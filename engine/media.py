@@ -61,10 +61,11 @@ class MediaConfig:
             what the lagging stream has (bounds memory on badly interleaved input).
         truncation_tolerance_s: A file whose data ends more than this before its declared
             duration is reported as truncated (after its decodable segments are yielded).
-        decode_threads: FFmpeg decoder threads per stream. 1 (default): concurrent streams are
-            the parallelism, and single-threaded decoding costs the least CPU per frame (frame
-            threading measured ~30 % more here); 0: FFmpeg's choice (frame + slice threads),
-            for a single high-resolution stream that must decode faster than one core allows.
+        decode_threads: FFmpeg decoder and scaler threads per stream. 1 (default): concurrent
+            streams are the parallelism, and single-threaded decoding costs the least CPU per
+            frame (frame threading measured ~30 % more here); 0: FFmpeg's choice (frame + slice
+            threads), for a single high-resolution stream that must decode faster than one core
+            allows.
     """
 
     segment_s: float = 2.0
@@ -448,7 +449,7 @@ class SegmentReader:
         # call, which cost 3x the H.264 decode itself. AREA: the anti-aliased choice for the
         # large downscales ingest makes (and among the fastest).
         rgb = self._reformatter.reformat(frame, width=cfg.video_width, height=cfg.video_height, format="rgb24",
-                                         interpolation="AREA")
+                                         interpolation="AREA", threads=cfg.decode_threads)
         self._frames.append((t_us, _rgb_view(rgb)))
 
     def _reached_us(self) -> tuple[int | None, int | None]:

@@ -70,12 +70,15 @@ class PipelineConfig:
         streams_per_source_actor: Streams one source (decode) actor hosts, each on its own
             thread; more streams start more actors (on a cluster, spread over its nodes). Few
             decode processes cost the least CPU: on 2 cores, 8 streams ran at 47x real time in
-            one actor and 32x in eight (process start-up, GIL hand-offs, cache contention).
+            one actor and 32x in eight (process start-up, GIL hand-offs, cache contention). A
+            Python error fails only its stream, but a native crash (or OOM kill) of the process
+            fails every stream it hosts: 1 isolates each stream in its own process.
         aligner_actors: Per-stream sync state lives in this many actors, a stream always routed
             to the same one (hash of its id).
         writer_batch_rows: Rows per LanceDB commit (each commit is a table version).
         queue_max_segments: Decoded segments each source actor holds until the pipeline takes
-            them; a full queue blocks its streams (backpressure, bounded memory).
+            them; a full queue blocks its streams (backpressure, bounded memory: at most about
+            source actors x 2 x this many segments are in flight before tokenization).
         index_every_rows: The writer refreshes search indexes after this many new rows.
         metrics_port: Serve Prometheus metrics on this port (None: off).
         fault_injection: Test hook: ``((stage, segment_index, marker_path), ...)``; each makes
@@ -103,6 +106,14 @@ class PipelineConfig:
     index_every_rows: int = 200
     metrics_port: int | None = None
     fault_injection: tuple[tuple[str, int, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("streams_per_source_actor", "queue_max_segments", "writer_batch_rows", "aligner_actors"):
+            if getattr(self, name) < 1:
+                raise InvalidInputError(name, f"must be >= 1, got {getattr(self, name)}")
+        if not 1 <= self.tokenizer_min_actors <= self.tokenizer_max_actors:
+            raise InvalidInputError("tokenizer_min_actors/tokenizer_max_actors",
+                                    f"need 1 <= min <= max, got {self.tokenizer_min_actors}..{self.tokenizer_max_actors}")
 
     def media_config(self) -> MediaConfig:
         return MediaConfig(segment_s=self.segment_s, video_width=self.work_width_px,
