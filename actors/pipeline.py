@@ -39,6 +39,9 @@ from engine.sync import SyncConfig
 from engine.tokenizer import Tokenizer
 from omnialign.metrics import IngestMetrics
 
+#: Blocks the read task may run ahead of the executor (see _build_dataset).
+_READ_AHEAD_BLOCKS = 4
+
 #: Block size target while ingesting: smaller than any segment record (128 KB of audio alone).
 _STREAMING_BLOCK_BYTES = 64 * 1024
 
@@ -167,13 +170,13 @@ def _build_dataset(sources: dict, runs: dict, aligners: list, config: PipelineCo
     # max_retries=0: a re-run read task would start draining with no memory of the markers and
     # segments it had already taken from the sources; better to fail loudly.
     # _generator_backpressure_num_objects: Ray Data lets a read task run only 2 blocks ahead of
-    # the executor by default, and the executor takes a read task's blocks a few at a time per
-    # scheduling round: with one small block per segment that capped ingest near 25 segments/s
-    # with idle CPU. Memory stays bounded: the sources' queues hold queue_max_segments each and
-    # the read may run that many blocks ahead (2 objects per block: the block and its metadata).
+    # the executor by default, and takes a read task's blocks a few per scheduling round; a few
+    # more keep the tokenizers fed. Memory stays bounded: a block holds at most one take() of
+    # segments (see actors/queue_datasource.py), and the sources' queues hold
+    # queue_max_segments each (2 objects per block: the block and its metadata).
     ds = ray.data.read_datasource(SegmentQueueDatasource(sources, runs), override_num_blocks=1, num_cpus=0.05,
                                   ray_remote_args={"max_retries": 0,
-                                                   "_generator_backpressure_num_objects": 2 * config.queue_max_segments})
+                                                   "_generator_backpressure_num_objects": 2 * _READ_AHEAD_BLOCKS})
     ds = ds.map_batches(TokenizeSegments, batch_size=1,
                         fn_constructor_kwargs={"codebooks_dir": config.codebooks_dir, "fault_injection": config.fault_injection},
                         compute=ray.data.ActorPoolStrategy(min_size=config.tokenizer_min_actors, max_size=config.tokenizer_max_actors,

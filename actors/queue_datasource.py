@@ -9,11 +9,15 @@ end marker, or, for a source actor that died, by its run having finished without
 
 from __future__ import annotations
 
+import pickle
+
+import pyarrow as pa
 import ray
 from ray.data import Datasource, ReadTask
-from ray.data.block import BlockAccessor, BlockMetadata
+from ray.data.block import BlockMetadata
 
 from actors.source import END_MARKER
+from actors.tokenizer import SEGMENTS_COLUMN
 
 #: Segments one take() call may return (bounds a reply's size; about 0.7 MB each at defaults).
 _TAKE_MAX = 16
@@ -62,11 +66,14 @@ class SegmentQueueDatasource(Datasource):
                 except ray.exceptions.RayError:  # transient (e.g. ActorUnavailableError): ask again
                     issue(actor)
                     continue
+                segments = []
                 for item in items:
                     if isinstance(item, tuple) and item[0] == END_MARKER:
                         ended.add(item[1])
                     else:
-                        yield BlockAccessor.batch_to_block({k: _column(v) for k, v in item.items()})
+                        segments.append(item)
+                if segments:
+                    yield _batch_block(segments)
                 if not items:
                     ended |= done_before
                     mine = [s for s in sources[actor] if s not in ended]
@@ -79,14 +86,15 @@ class SegmentQueueDatasource(Datasource):
         return [ReadTask(read, meta)]
 
 
-def _column(value):
-    """One-row column for a batch dict (arrays become a 1-element tensor column)."""
-    import numpy as np
+def _batch_block(segments: list[dict]) -> pa.Table:
+    """One block of one row holding every segment one ``take`` returned.
 
-    if isinstance(value, np.ndarray):
-        return value[None]
-    arr = np.empty(1, dtype=object) if value is None or isinstance(value, (str, bytes, list)) else None
-    if arr is not None:
-        arr[0] = value
-        return arr
-    return np.asarray([value])
+    Adaptive batching: under load a take returns many segments and they travel, and are
+    tokenized, as one block and one task (Ray Data's per-block cost is paid once); a lone live
+    segment still goes alone, at once. One row, because Ray Data splits a multi-row block larger
+    than ``target_max_block_size`` back into one-row blocks. The records are pickled here
+    (numpy arrays keep their dtype and shape; Ray Data's own conversion tries Arrow first,
+    which fails on nested arrays after ~15 ms per segment, and logs a warning each time).
+    """
+    blob = pickle.dumps(segments, protocol=pickle.HIGHEST_PROTOCOL)
+    return pa.table({SEGMENTS_COLUMN: pa.array([blob], pa.large_binary())})

@@ -7,7 +7,10 @@ a GPU when Ray gave the actor one. Use it with ``Dataset.map_batches`` and an ac
                    compute=ray.data.ActorPoolStrategy(min_size=1, max_size=4),
                    batch_size=1, **tokenizer_resources(num_cpus=0.5, num_gpus=0))
 
-Input rows are :func:`engine.records.segment_to_record` records; output rows drop the raw media
+Input rows are :func:`engine.records.segment_to_record` records, or rows whose ``segments``
+column holds a pickled list of them (how the ingest read task batches what is queued; see
+:func:`actors.queue_datasource._batch_block`); output rows,
+one per segment, drop the raw media
 and carry codes with their exact times, search embeddings and keyframe JPEG thumbnails. A
 segment that cannot be tokenized gets an ``error`` string instead of failing the dataset, so one
 bad stream never stops the others.
@@ -15,12 +18,16 @@ bad stream never stops the others.
 
 from __future__ import annotations
 
+import pickle
 import time
 
 import numpy as np
 
 from actors.faults import maybe_fail
 from engine.records import tokenize_records
+
+#: Column of rows that carry a list of segment records instead of one record's columns.
+SEGMENTS_COLUMN = "segments"
 
 
 def tokenizer_resources(num_cpus: float = 0.5, num_gpus: float = 0.0) -> dict:
@@ -55,8 +62,11 @@ class TokenizeSegments:
         self.fault_injection = fault_injection
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
-        n = len(batch["segment_index"])
-        recs = [{k: v[i] for k, v in batch.items()} for i in range(n)]
+        if SEGMENTS_COLUMN in batch:  # rows that each carry pickled records (the ingest read task)
+            recs = [rec for blob in batch[SEGMENTS_COLUMN] for rec in pickle.loads(blob)]
+        else:
+            n = len(batch["segment_index"])
+            recs = [{k: v[i] for k, v in batch.items()} for i in range(n)]
         for rec in recs:
             maybe_fail(self.fault_injection, "tokenizer", rec["segment_index"])
         rows = tokenize_records(self.tokenizer, recs, self.thumbnail_px)

@@ -48,3 +48,30 @@ def test_actor_pool_tokenizes_like_the_engine(ray_local, clip_factory, tmp_path)
         np.testing.assert_array_equal(np.asarray(row["video_codes"]), ref.video.codes.astype(np.int16))
         np.testing.assert_array_equal(np.asarray(row["video_token_t_us"]), ref.video.t_us)
         assert len(row["keyframe_jpeg"]) == min(4, len(ref.video.keyframes)) and bytes(row["keyframe_jpeg"][0][:2]) == b"\xff\xd8"
+
+
+def test_rows_carrying_segment_batches_tokenize_like_one_record_per_row(ray_local, clip_factory, tmp_path):
+    """The ingest read task ships whatever one take() returned as one row of records; the UDF
+    must give exactly the rows it gives for those records one per row."""
+    import ray
+
+    from actors.queue_datasource import _batch_block
+    from actors.tokenizer import SEGMENTS_COLUMN
+
+    truth = clip_factory(SynthSpec(duration_s=5.0, seed=42), "batch_tok.mp4")
+    segs = list(iter_segments(truth.path, MediaConfig(video_width=96, video_height=64)))
+    folder = str(Tokenizer.fit(segs, SMALL).save(tmp_path / "cb"))
+    records = [segment_to_record(s, truth.path) for s in segs]
+    kwargs = {"fn_constructor_kwargs": {"codebooks_dir": folder}, "batch_size": 1,
+              "compute": ray.data.ActorPoolStrategy(size=1), **tokenizer_resources(num_cpus=0.5)}
+    single = ray.data.from_items(records).map_batches(TokenizeSegments, **kwargs).take_all()
+    block = _batch_block(records[:2])  # two batches: [0, 1] and [2, ...]
+    rest = _batch_block(records[2:])
+    assert block.num_rows == rest.num_rows == 1 and block.column_names == [SEGMENTS_COLUMN]  # one row per batch
+    batched = ray.data.from_arrow([block, rest]).map_batches(TokenizeSegments, **kwargs).take_all()
+    key = lambda r: r["segment_index"]  # noqa: E731
+    assert [key(r) for r in sorted(batched, key=key)] == list(range(len(segs)))
+    for a, b in zip(sorted(single, key=key), sorted(batched, key=key)):
+        for col in ("audio_codes", "video_codes", "video_token_t_us", "audio_emb", "video_emb"):
+            np.testing.assert_array_equal(np.asarray(a[col]), np.asarray(b[col]))
+        assert a["error"] == b["error"] == ""
