@@ -1,7 +1,7 @@
 """Builds and runs the streaming ingest pipeline on Ray (Ray Data + actors).
 
     sources ──▶ SourceActor(s) ──take──▶ SegmentQueueDatasource
-               (a thread per stream)            │ one block per segment
+               (a thread per stream)            │ one block per take
                       │ (in order)              ▼
                       ▼                  TokenizeSegments (actor pool, autoscaling, GPU when present)
                 AlignerActor(s)                 │
@@ -161,7 +161,7 @@ def run_ingest(sources: Sequence[str], config: PipelineConfig,
 def _build_dataset(sources: dict, runs: dict, aligners: list, config: PipelineConfig, store_config: StoreConfig) -> ray.data.Dataset:
     """source actors → tokenize (autoscaling actor pool) → attach alignment and write."""
     # Ray Data holds a read task's output until a block reaches target_max_block_size; below one
-    # segment's size every segment is released downstream as soon as it is decoded (streaming).
+    # segment's size every taken batch is released downstream at once (streaming).
     ray.data.DataContext.get_current().target_max_block_size = _STREAMING_BLOCK_BYTES
     # The tokenizer pool starts at its maximum: an actor the autoscaler adds later starts (imports
     # torch, loads codebooks) exactly when the pipeline is busiest, which measured slower; the

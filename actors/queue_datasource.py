@@ -2,8 +2,8 @@
 
 Ray Data has no unbounded source. :class:`SegmentQueueDatasource` has a single read task that
 takes the segments the :class:`~actors.source.SourceActor` streams have queued (a batch per
-call, one call in flight per source actor) and yields one block per segment, so rows flow
-downstream while the sources are still producing. It ends once every stream has ended — by its
+call, one call in flight per source actor) and yields one block per take (see
+:func:`_batch_block`), so rows flow downstream while the sources are still producing. It ends once every stream has ended — by its
 end marker, or, for a source actor that died, by its run having finished without one.
 """
 
@@ -24,7 +24,7 @@ _TAKE_MAX = 16
 
 
 class SegmentQueueDatasource(Datasource):
-    """A one-task datasource yielding one block per segment taken from the source actors.
+    """A one-task datasource yielding one block per batch of segments taken from the source actors.
 
     Args:
         sources: ``{source actor: [stream ids it runs]}``.

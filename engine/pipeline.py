@@ -78,7 +78,8 @@ class PipelineConfig:
         writer_batch_rows: Rows per LanceDB commit (each commit is a table version).
         queue_max_segments: Decoded segments each source actor holds until the pipeline takes
             them; a full queue blocks its streams (backpressure, bounded memory: at most about
-            source actors x 2 x this many segments are in flight before tokenization).
+            source actors x this many segments queued, plus a few taken batches the read task holds
+            ahead of tokenization).
         index_every_rows: The writer refreshes search indexes after this many new rows.
         metrics_port: Serve Prometheus metrics on this port (None: off).
         fault_injection: Test hook: ``((stage, segment_index, marker_path), ...)``; each makes
