@@ -1,6 +1,6 @@
 """Per-stream sync state in stateful actors, and the pipeline stage that reads it.
 
-Every stream's :class:`~engine.sync_tracker.SyncTracker` lives in one :class:`AlignerActor`,
+Every stream's :class:`~engine.align.tracker.SyncTracker` lives in one :class:`AlignerActor`,
 chosen by a stable hash of the stream id (consistent routing), so its offset / drift / warp are
 refined as segments arrive. The stream's source pushes segments in order; the writer stage asks
 for the estimate in force for each segment (:func:`attach_alignment`) and puts it on the row.
@@ -20,9 +20,9 @@ import numpy as np
 import ray
 
 from actors.faults import maybe_fail
-from engine.cues import SegmentCues
-from engine.pipeline import alignment_columns
-from engine.sync_tracker import SyncTracker
+from engine.align.cues import SegmentCues
+from engine.ingest.pipeline import alignment_columns
+from engine.align.tracker import SyncTracker
 
 #: Estimates kept per stream (rows ask for recent segments only; this bounds memory).
 _KEEP_ESTIMATES = 256

@@ -26,17 +26,17 @@ from actors.source import SourceActor
 from actors.tokenizer import TokenizeSegments, tokenizer_resources
 from actors.writer import WriteRows
 from engine.errors import InvalidInputError
-from engine.pipeline import (
+from engine.ingest.pipeline import (
     PipelineConfig,
     StreamResult,
     expand_sources,
     store_config_for,
 )
-from engine.records import null_to_none
-from engine.sources import default_stream_id
-from engine.store import SegmentStore, StoreConfig
-from engine.sync import SyncConfig
-from engine.tokenizer import Tokenizer
+from engine.ingest.records import null_to_none
+from engine.media.sources import default_stream_id
+from engine.store.table import SegmentStore, StoreConfig
+from engine.align.config import SyncConfig
+from engine.tokenize.tokenizer import Tokenizer
 from omnialign.metrics import IngestMetrics
 
 #: Blocks the read task may run ahead of the executor (see _build_dataset).

@@ -3,7 +3,7 @@
 Ray Data has no unbounded source. :class:`SegmentQueueDatasource` has a single read task that
 takes the segments the :class:`~actors.source.SourceActor` streams have queued (a batch per
 call, one call in flight per source actor) and yields one block per take (see
-:func:`_batch_block`), so rows flow downstream while the sources are still producing. It ends once every stream has ended — by its
+:func:`batch_block`), so rows flow downstream while the sources are still producing. It ends once every stream has ended — by its
 end marker, or, for a source actor that died, by its run having finished without one.
 """
 
@@ -73,7 +73,7 @@ class SegmentQueueDatasource(Datasource):
                     else:
                         segments.append(item)
                 if segments:
-                    yield _batch_block(segments)
+                    yield batch_block(segments)
                 if not items:
                     ended |= done_before
                     mine = [s for s in sources[actor] if s not in ended]
@@ -86,7 +86,7 @@ class SegmentQueueDatasource(Datasource):
         return [ReadTask(read, meta)]
 
 
-def _batch_block(segments: list[dict]) -> pa.Table:
+def batch_block(segments: list[dict]) -> pa.Table:
     """One block of one row holding every segment one ``take`` returned.
 
     Adaptive batching: under load a take returns many segments and they travel, and are

@@ -21,14 +21,14 @@ import time
 
 import ray
 
-from engine.cues import CueConfig, SegmentCueExtractor
+from engine.align.cues import CueConfig, SegmentCueExtractor
 
 # Light imports only (no torch, numba or lancedb): a source process just decodes.
-from engine.media import SegmentReader
-from engine.pipeline import PipelineConfig
-from engine.records import segment_to_record
-from engine.segment_views import token_view
-from engine.transcripts import TranscriptSidecar
+from engine.media.decode import SegmentReader
+from engine.ingest.pipeline import PipelineConfig
+from engine.ingest.records import segment_to_record
+from engine.media.segment_views import token_view
+from engine.media.transcripts import TranscriptSidecar
 
 #: Queue item a stream's source puts last: ``(END_MARKER, stream_id)``.
 END_MARKER = "__end__"

@@ -7,9 +7,9 @@ a GPU when Ray gave the actor one. Use it with ``Dataset.map_batches`` and an ac
                    compute=ray.data.ActorPoolStrategy(min_size=1, max_size=4),
                    batch_size=1, **tokenizer_resources(num_cpus=0.5, num_gpus=0))
 
-Input rows are :func:`engine.records.segment_to_record` records, or rows whose ``segments``
+Input rows are :func:`engine.ingest.records.segment_to_record` records, or rows whose ``segments``
 column holds a pickled list of them (how the ingest read task batches what is queued; see
-:func:`actors.queue_datasource._batch_block`); output rows,
+:func:`actors.queue_datasource.batch_block`); output rows,
 one per segment, drop the raw media
 and carry codes with their exact times, search embeddings and keyframe JPEG thumbnails. A
 segment that cannot be tokenized gets an ``error`` string instead of failing the dataset, so one
@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 from actors.faults import maybe_fail
-from engine.records import tokenize_records
+from engine.ingest.records import tokenize_records
 
 #: Column of rows that carry a list of segment records instead of one record's columns.
 SEGMENTS_COLUMN = "segments"
@@ -51,7 +51,7 @@ class TokenizeSegments:
         import ray
         import torch
 
-        from engine.tokenizer import Tokenizer
+        from engine.tokenize.tokenizer import Tokenizer
 
         # Ray sets the visible devices of an actor that asked for GPUs; use one only then.
         has_gpu = bool(ray.get_gpu_ids()) and torch.cuda.is_available()

@@ -18,9 +18,9 @@ import numpy as np
 from actors.aligner import attach_alignment
 from actors.faults import maybe_fail
 from engine.errors import InvalidInputError
-from engine.pipeline import PipelineConfig, record_to_row
-from engine.records import null_to_none
-from engine.store import SegmentStore, StoreConfig
+from engine.ingest.pipeline import PipelineConfig, record_to_row
+from engine.ingest.records import null_to_none
+from engine.store.table import SegmentStore, StoreConfig
 
 
 class WriteRows:

@@ -21,8 +21,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from engine.media import MediaConfig, SegmentReader
-from engine.synth import SynthSpec, synthesize
+from engine.media.decode import MediaConfig, SegmentReader
+from engine.media.synth import SynthSpec, synthesize
 
 CASES = (
     ("320x240@25", SynthSpec(width=320, height=240, fps=25.0, speech=True, seed=1)),

@@ -1,4 +1,4 @@
-"""CPU benchmark of exact DTW (engine.dtw) against dtaidistance and librosa, plus OLTW latency.
+"""CPU benchmark of exact DTW (engine.align.dtw) against dtaidistance and librosa, plus OLTW latency.
 
 All DTW rows use the same inputs in the same process, on one thread (``NUMBA_NUM_THREADS=1``,
 ``OMP_NUM_THREADS=1`` are set before the libraries load), with numba compiled and warm.
@@ -29,8 +29,8 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.dtw import dtw, warm_up  # noqa: E402
-from engine.oltw import OLTWConfig, OnlineDTW  # noqa: E402
+from engine.align.dtw import dtw, warm_up  # noqa: E402
+from engine.align.oltw import OLTWConfig, OnlineDTW  # noqa: E402
 
 
 def _median_s(fn: Callable[[], object], reps: int) -> float:

@@ -31,8 +31,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.dtw import DTWConfig, dtw_distance  # noqa: E402
-from engine.kernels.dtw_torch import batched_dtw  # noqa: E402
+from engine.align.dtw import DTWConfig, dtw_distance  # noqa: E402
+from engine.align.kernels.dtw_torch import batched_dtw  # noqa: E402
 
 PAIRS, N, M = 512, 512, 512
 CHECK_PAIRS = 16
@@ -105,7 +105,7 @@ def run() -> list[dict]:
     rows.append(row)
 
     try:
-        from engine.kernels.dtw_triton import dtw_triton
+        from engine.align.kernels.dtw_triton import dtw_triton
     except Exception as exc:
         rows.append({"variant": "triton (import)", "error": f"{type(exc).__name__}: {exc}", "ok": False})
         return rows

@@ -11,7 +11,7 @@ What it measures (one H200 run, about a minute including Triton compiles):
    * ``torch_fp32``: per stage ``addmm`` (fp32, TF32 off) + ``argmin`` -- the correctness reference.
    * ``torch_bf16``: the same with a bf16 GEMM writing bf16 distances (the "plain torch" baseline;
      it writes and re-reads the N x K distance matrix every stage).
-   * ``triton_fused[...]``: :func:`engine.kernels.rvq_triton.rvq_encode_fused`, several launch
+   * ``triton_fused[...]``: :func:`engine.tokenize.kernels.rvq_triton.rvq_encode_fused`, several launch
      configurations, and ``engine_ResidualVQ.encode`` (the engine's CUDA path, default config).
 
    Every variant's codes are compared with ``torch_fp32``. For each mismatching row the first
@@ -45,7 +45,7 @@ from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-# Kernel variants tried, as KernelConfig keyword dicts (see engine/kernels/rvq_triton.py). Few on
+# Kernel variants tried, as KernelConfig keyword dicts (see engine/tokenize/kernels/rvq_triton.py). Few on
 # purpose: every one is a separate compile on a time-limited device. Order: old reference, then
 # the speed-only packed-key data points, then the exactness candidates (topm=3).
 KERNEL_CONFIGS = [
@@ -217,7 +217,7 @@ def run(n: int = 1_000_000, d: int = 128, q_count: int = 8, k: int = 1024, gemm_
     attempt("torch_fp32 (reference)", torch_variant(torch.float32))
     attempt("torch_bf16 (plain)", torch_variant(torch.bfloat16))
 
-    from engine.kernels.rvq_triton import KernelConfig, prepare_codebooks, rvq_encode_fused
+    from engine.tokenize.kernels.rvq_triton import KernelConfig, prepare_codebooks, rvq_encode_fused
 
     prep = prepare_codebooks(cb)
     for kw in KERNEL_CONFIGS:
@@ -242,7 +242,7 @@ def run(n: int = 1_000_000, d: int = 128, q_count: int = 8, k: int = 1024, gemm_
         attempt(f"triton {cfg.label()}", fused)
 
     def engine_path():
-        from engine.rvq import ResidualVQ
+        from engine.tokenize.rvq import ResidualVQ
 
         rvq = ResidualVQ.from_codebooks(cb.cpu())
         ms, first_s, codes = measure(lambda: rvq.encode(x), warmup=2, repeats=repeats)
@@ -301,7 +301,7 @@ def summary(rows: list[dict]) -> str:
 
 
 def _config_of(name: str) -> str:
-    from engine.kernels.rvq_triton import KernelConfig
+    from engine.tokenize.kernels.rvq_triton import KernelConfig
 
     for kw in KERNEL_CONFIGS:
         if f"triton {KernelConfig(**kw).label()}" == name:

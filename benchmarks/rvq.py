@@ -18,7 +18,7 @@ beam search); vector_quantize_pytorch.ResidualVQ(dim, num_quantizers, codebook_s
 forward passes in train mode (its EMA codebook update) for ``--vqp-epochs`` epochs.
 
 Ours: one fit, then the same codebooks encoded greedily and with beams 2-4 (all on the CPU
-"beam LUT" encoder of engine/kernels/rvq_beam_cpu.py). The summary checks each of our rows
+"beam LUT" encoder of engine/tokenize/kernels/rvq_beam_cpu.py). The summary checks each of our rows
 against the target: error <= 1.03 x faiss's and >= 10 x the throughput of both peers.
 
 Usage:
@@ -40,7 +40,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.rvq import ResidualVQ, bits_per_vector  # noqa: E402
+from engine.tokenize.rvq import ResidualVQ, bits_per_vector  # noqa: E402
 
 N_VECTORS = 50_000
 DIM = 64

@@ -2,7 +2,7 @@
 
 Everything goes through omnialign's own path: rows are written with ``SegmentStore.write``,
 the index is built by ``SegmentStore.ensure_indexes`` (cosine IVF_HNSW_SQ with LanceDB's
-defaults), queries run through ``engine.search.search``.
+defaults), queries run through ``engine.store.search.search``.
 
 Dataset (seeded): ``--rows`` 256-d ``audio_emb`` vectors from a Gaussian mixture of 64
 components (means N(0, I), per-component isotropic spread 0.6), which is clustered like real
@@ -30,8 +30,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.search import SearchQuery, search  # noqa: E402
-from engine.store import SegmentRow, SegmentStore, StoreConfig  # noqa: E402
+from engine.store.search import SearchQuery, search  # noqa: E402
+from engine.store.table import SegmentRow, SegmentStore, StoreConfig  # noqa: E402
 
 DIM = 256
 K = 10

@@ -10,7 +10,7 @@ One run starts one app (tiny text-only Qwen2, rank-8 random adapters ``text-a``/
 * **overhead** at concurrency 1, variants interleaved so background load hits all alike: HTTP vs
   the ``LLMEngine`` handle from the driver with the same LoRA (``http_over_direct``, goal ≤ 1.2);
   direct ``text-a`` vs no LoRA at all (``lora_cost``, goal ≤ 15 %); HTTP ``base`` vs direct without LoRA;
-  with omnialign's CPU LoRA ops (``engine/kernels/lora_cpu.py``, loaded by vLLM as a plugin;
+  with omnialign's CPU LoRA ops (``serve_apps/adapters/cpu_lora_ops.py``, loaded by vLLM as a plugin;
   ``benchmarks/lora_ops.py`` compares them with vLLM's own);
 * **autoscaling step** of ``OmniIngress`` (1..3 replicas, 2 ongoing requests each): 0 → 12 → 0
   closed-loop clients; replicas, clients, completed requests/s every 0.5 s → ``serve_autoscale.png``.
@@ -71,8 +71,8 @@ def setup(root: Path, size: str) -> tuple[dict, list[int]]:
     from transformers import AutoTokenizer
 
     from benchmarks.lora_ops import SIZES
-    from engine.lora import random_adapter, save_adapter
-    from engine.omni_model import TinyModelConfig, init_model
+    from serve_apps.adapters.lora import random_adapter, save_adapter
+    from engine.omni.model import TinyModelConfig, init_model
 
     model = root / "model"
     init_model(model, TinyModelConfig(**SIZES[size]))  # text only: the benchmark needs no codebooks
@@ -143,7 +143,7 @@ def run_overhead(url: str, common: dict, app_args: dict, reps: int) -> dict:
     """p50 latency at concurrency 1 of HTTP vs direct engine-handle calls (see the module docstring)."""
     from ray import serve
 
-    from engine.routing import Router, RouterConfig
+    from serve_apps.adapters.routing import Router, RouterConfig
     from serve_apps.llm_engine import GenerateRequest
 
     # The same registry the AdapterRouter deployment wrote: same names, ids and paths as HTTP gets.

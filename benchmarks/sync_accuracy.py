@@ -1,6 +1,6 @@
-"""Sync accuracy on synthetic clips: engine.sync vs a naive global cross-correlation baseline.
+"""Sync accuracy on synthetic clips: engine.align.sync vs a naive global cross-correlation baseline.
 
-Every clip is a real encode (H.264 + AAC in MP4) decoded through engine.media. Both methods see
+Every clip is a real encode (H.264 + AAC in MP4) decoded through engine.media.decode. Both methods see
 the same decoded cues in the same run:
 
 * ``sync``: the full estimator (coarse search, banded DTW, onset matching, robust warp fit);
@@ -28,8 +28,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.synth import SynthSpec, synthesize  # noqa: E402
-from engine.sync import SyncConfig, estimate_from_cues, extract_cues, global_xcorr_offset_ms  # noqa: E402
+from engine.media.synth import SynthSpec, synthesize  # noqa: E402
+from engine.align.config import SyncConfig  # noqa: E402
+from engine.align.sync import estimate_from_cues, extract_cues, global_xcorr_offset_ms  # noqa: E402
 
 OFFSETS_MS = (-500, -200, 0, 150, 500)
 DRIFTS_PPM = (-1000, 0, 1000)

@@ -34,11 +34,11 @@ def _srt(first: str, second: str, duration_s: float) -> str:
 
 def run_demo(out_dir: str) -> int:
     """Runs the demo in ``out_dir``; returns an exit status."""
-    from engine.media import MediaConfig, iter_segments
-    from engine.search import SearchQuery, search
-    from engine.sources import default_stream_id
-    from engine.synth import SynthSpec, synthesize
-    from engine.tokenizer import Tokenizer
+    from engine.media.decode import MediaConfig, iter_segments
+    from engine.store.search import SearchQuery, search
+    from engine.media.sources import default_stream_id
+    from engine.media.synth import SynthSpec, synthesize
+    from engine.tokenize.tokenizer import Tokenizer
 
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -65,7 +65,7 @@ def run_demo(out_dir: str) -> int:
           f"audio, {tok.config.video_quantizers}x{tok.config.video_codebook_size} video) in {time.perf_counter() - t0:.1f} s")
 
     from actors.pipeline import run_ingest
-    from engine.pipeline import PipelineConfig
+    from engine.ingest.pipeline import PipelineConfig
     from omnialign.commands.ingest import init_ray
 
     init_ray(None)
@@ -84,7 +84,7 @@ def run_demo(out_dir: str) -> int:
                        "est_drift_ppm", "confidence"))
     print(f"   {summary.rows_total} rows in {summary.wall_s:.1f} s wall for {summary.media_s:.0f} s of media")
 
-    from engine.store import SegmentStore
+    from engine.store.table import SegmentStore
 
     query = "a bird flying over the port"
     hits = search(SegmentStore.open(db), SearchQuery(text=query, k=3))
@@ -111,8 +111,8 @@ def _plot_warps(db: Path, truths: dict, png: Path) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from engine.search import SearchQuery, search
-    from engine.store import SegmentStore
+    from engine.store.search import SearchQuery, search
+    from engine.store.table import SegmentStore
 
     store = SegmentStore.open(db)
     fig, ax = plt.subplots(figsize=(8, 4.5))

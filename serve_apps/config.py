@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from engine.errors import InvalidInputError
-from engine.ingest_policy import IngestPolicy
+from serve_apps.ingest_policy import IngestPolicy
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ class StoreSettings:
 
 @dataclass(frozen=True)
 class RoutingSettings:
-    """Adapter routing (see :class:`engine.routing.RouterConfig`).
+    """Adapter routing (see :class:`serve_apps.adapters.routing.RouterConfig`).
 
     Attributes:
         work_dir: Registry and composed adapters (shared by router replicas).

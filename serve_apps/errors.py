@@ -16,10 +16,10 @@ from fastapi.responses import JSONResponse
 from ray.exceptions import RayTaskError
 from ray.serve.exceptions import BackPressureError
 
-from engine.chat import SegmentNotFoundError
+from engine.omni.chat import SegmentNotFoundError
 from engine.errors import InvalidInputError, MediaError, OmniAlignError
-from engine.ingest_policy import ForbiddenHostError, PathEscapeError, PolicyError
-from engine.routing import UnknownAdapterError
+from serve_apps.ingest_policy import ForbiddenHostError, PathEscapeError, PolicyError
+from serve_apps.adapters.routing import UnknownAdapterError
 from serve_apps.protocol import error_body
 
 log = logging.getLogger("omnialign.serve")

@@ -2,7 +2,7 @@
 
 ``POST /v1/ingest`` hands a vetted source (URL or file inside the allowed roots) to
 :meth:`IngestManager.start`; the stream then runs as its own Ray task (the single-process
-pipeline loop of :func:`engine.pipeline.run_local`, scheduled anywhere in the cluster), so one
+pipeline loop of :func:`engine.ingest.pipeline.run_local`, scheduled anywhere in the cluster), so one
 bad stream fails alone and never stops the others. Rows are written to the store as they are
 made (idempotent ``merge_insert`` keyed by stream and segment), so a stream's progress is
 always the store's row count, even for streams this replica did not start.
@@ -16,8 +16,8 @@ from dataclasses import replace
 import ray
 from ray import serve
 
-from engine.pipeline import PipelineConfig, run_local
-from engine.store import SegmentStore, StoreError
+from engine.ingest.pipeline import PipelineConfig, run_local
+from engine.store.table import SegmentStore, StoreError
 
 
 def _ingest_stream(source: str, stream_id: str, config: PipelineConfig) -> dict:

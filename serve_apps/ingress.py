@@ -1,6 +1,6 @@
 """The HTTP ingress: an OpenAI-compatible FastAPI app on Ray Serve.
 
-It renders requests into token ids (chat media parts through :mod:`engine.chat`), asks the
+It renders requests into token ids (chat media parts through :mod:`engine.omni.chat`), asks the
 router deployment for the request's adapter, and calls the engine deployment through its handle
 (streamed as server-sent events when ``stream`` is set). Search, ingest, adapter registration,
 Prometheus metrics and health live here too. Heavy synchronous work (tokenizing media, store
@@ -25,7 +25,7 @@ from ray import serve
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle
 
-from engine.chat import (
+from engine.omni.chat import (
     ChatContext,
     decode_audio,
     decode_image,
@@ -33,8 +33,8 @@ from engine.chat import (
     render_messages,
 )
 from engine.errors import InvalidInputError
-from engine.ingest_policy import check_source, redact
-from engine.routing import UnknownAdapterError
+from serve_apps.ingest_policy import check_source, redact
+from serve_apps.adapters.routing import UnknownAdapterError
 from serve_apps.config import AppConfig
 from serve_apps.errors import error_response, unwrap
 from serve_apps.llm_engine import GenerateRequest
@@ -93,7 +93,7 @@ class OmniIngress:
                  config: dict) -> None:
         from transformers import AutoTokenizer
 
-        from engine.omni_vocab import VOCAB_FILE, OmniVocab
+        from engine.omni.vocab import VOCAB_FILE, OmniVocab
 
         self.cfg = AppConfig.from_args(config)
         set_limits(self.cfg.limits)
@@ -111,13 +111,13 @@ class OmniIngress:
 
     # -- helpers ---------------------------------------------------------------------------
     def _store(self):
-        from engine.store import SegmentStore
+        from engine.store.table import SegmentStore
 
         return SegmentStore.open(self.cfg.store.db_dir)
 
     def _codebook_tokenizer(self):
         if self._codebooks is None:
-            from engine.tokenizer import Tokenizer
+            from engine.tokenize.tokenizer import Tokenizer
 
             self._codebooks = Tokenizer.load(self.cfg.store.codebooks)
         return self._codebooks
@@ -252,7 +252,7 @@ class OmniIngress:
     # -- search ------------------------------------------------------------------------------
     @app.post("/v1/search")
     async def search(self, body: SearchRequest):
-        from engine.search import SearchQuery, search
+        from engine.store.search import SearchQuery, search
 
         def run() -> list:
             vector = column = None
@@ -279,7 +279,7 @@ class OmniIngress:
     # -- ingest ------------------------------------------------------------------------------
     @app.post("/v1/ingest", status_code=202)
     async def ingest(self, request: Request):
-        from engine.sources import default_stream_id
+        from engine.media.sources import default_stream_id
 
         ctype = request.headers.get("content-type", "")
         if ctype.startswith("multipart/form-data"):

@@ -1,4 +1,4 @@
-"""The adapter router deployment: a thin Serve wrapper of :class:`engine.routing.Router`.
+"""The adapter router deployment: a thin Serve wrapper of :class:`serve_apps.adapters.routing.Router`.
 
 Replicas share the router's ``work_dir`` (registry + composed adapters), so it can autoscale:
 a registration through one replica is seen by the others at their next request.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ray import serve
 
-from engine.routing import Router, RouterConfig, RoutingTable
+from serve_apps.adapters.routing import Router, RouterConfig, RoutingTable
 from serve_apps.config import RoutingSettings
 
 
@@ -24,7 +24,7 @@ class AdapterRouter:
         RoutingTable(s.adapters).apply(self.router)
 
     def route(self, modality_tokens: dict, adapter: str | None = None, mixture: dict | None = None) -> dict:
-        """The :class:`engine.routing.RouteDecision` (as a dict) for one request."""
+        """The :class:`serve_apps.adapters.routing.RouteDecision` (as a dict) for one request."""
         return self.router.route(modality_tokens, adapter=adapter, mixture=mixture).to_json()
 
     def register(self, name: str, path: str, modalities: list[str], prior: float = 1.0) -> dict:

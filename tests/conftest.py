@@ -14,7 +14,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 @pytest.fixture(scope="session")
 def clip_factory(tmp_path_factory):
     """Returns ``make(spec, name) -> GroundTruth``, caching clips by name for the session."""
-    from engine.synth import synthesize
+    from engine.media.synth import synthesize
 
     root = tmp_path_factory.mktemp("clips")
     cache = {}
@@ -40,7 +40,7 @@ def ray_local():
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """A tiny random-init Qwen2 model folder (hidden 64, 4 heads of 16, 2 kv heads), text only."""
-    from engine.omni_model import TinyModelConfig, init_model
+    from engine.omni.model import TinyModelConfig, init_model
 
     out = tmp_path_factory.mktemp("tiny_model") / "tiny"
     init_model(out, TinyModelConfig(hidden_size=64, num_layers=2, num_attention_heads=4, num_kv_heads=2,

@@ -20,7 +20,7 @@ def add_media_args(p: argparse.ArgumentParser) -> None:
 
 
 def media_config(args: argparse.Namespace):
-    from engine.media import MediaConfig
+    from engine.media.decode import MediaConfig
 
     return MediaConfig(
         segment_s=args.segment_s,

@@ -33,9 +33,9 @@ def ensure_codebooks(codebooks: Path, sources: list[str], segment_s: float) -> N
     from itertools import islice
 
     from engine.errors import MediaError
-    from engine.media import MediaConfig, SegmentReader
-    from engine.pipeline import expand_sources
-    from engine.tokenizer import Tokenizer
+    from engine.media.decode import MediaConfig, SegmentReader
+    from engine.ingest.pipeline import expand_sources
+    from engine.tokenize.tokenizer import Tokenizer
 
     def segments():
         for source in expand_sources(sources):
@@ -69,7 +69,7 @@ def init_ray(address: str | None) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from actors.pipeline import run_ingest
-    from engine.pipeline import PipelineConfig
+    from engine.ingest.pipeline import PipelineConfig
     from omnialign.progress import Progress
 
     codebooks = Path(args.codebooks) if args.codebooks else Path(args.db) / "codebooks"

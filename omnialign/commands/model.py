@@ -39,7 +39,7 @@ def _describe(vocab) -> str:
 
 
 def run_init(args: argparse.Namespace) -> int:
-    from engine.omni_model import TinyModelConfig, init_model
+    from engine.omni.model import TinyModelConfig, init_model
 
     config = TinyModelConfig(hidden_size=args.hidden_size, num_layers=args.layers, num_attention_heads=args.heads,
                              num_kv_heads=args.kv_heads, intermediate_size=args.intermediate_size,
@@ -51,7 +51,7 @@ def run_init(args: argparse.Namespace) -> int:
 
 
 def run_extend(args: argparse.Namespace) -> int:
-    from engine.omni_model import extend_model
+    from engine.omni.model import extend_model
 
     vocab = extend_model(args.base, args.codebooks, args.out, time_markers=args.time_markers)
     print(f"wrote {args.out}: {_describe(vocab)}")

@@ -35,7 +35,7 @@ def register(sub) -> None:
 
 def _segments(sources, segment_s: float, max_fps: float | None, failures: list):
     from engine.errors import MediaError
-    from engine.media import MediaConfig, SegmentReader
+    from engine.media.decode import MediaConfig, SegmentReader
 
     config = MediaConfig(segment_s=segment_s, video_max_fps=max_fps)
     for source in sources:
@@ -48,7 +48,7 @@ def _segments(sources, segment_s: float, max_fps: float | None, failures: list):
 
 
 def run_fit(args: argparse.Namespace) -> int:
-    from engine.tokenizer import Tokenizer, TokenizerConfig
+    from engine.tokenize.tokenizer import Tokenizer, TokenizerConfig
 
     config = TokenizerConfig(
         audio_quantizers=args.audio_quantizers, audio_codebook_size=args.audio_codebook_size,
@@ -83,7 +83,7 @@ def _segment_json(seg, tokens, codebook_version: str) -> dict:
 
 
 def run_encode(args: argparse.Namespace) -> int:
-    from engine.tokenizer import Tokenizer
+    from engine.tokenize.tokenizer import Tokenizer
 
     tok = Tokenizer.load(args.codebooks)
     failures: list = []

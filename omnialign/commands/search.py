@@ -29,8 +29,8 @@ def query_vector(args: argparse.Namespace) -> tuple:
     """(vector, column) for an audio or image query, through the ingestion embedding path."""
     import numpy as np
 
-    from engine.media import MediaConfig, iter_segments
-    from engine.tokenizer import Tokenizer
+    from engine.media.decode import MediaConfig, iter_segments
+    from engine.tokenize.tokenizer import Tokenizer
 
     tok = Tokenizer.load(args.codebooks or Path(args.db) / "codebooks")
     if args.audio:
@@ -48,8 +48,8 @@ def query_vector(args: argparse.Namespace) -> tuple:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.search import SearchQuery, search
-    from engine.store import SegmentStore
+    from engine.store.search import SearchQuery, search
+    from engine.store.table import SegmentStore
 
     store = SegmentStore.open(args.db)
     vector = column = None

@@ -36,7 +36,7 @@ def segment_row(seg) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from engine.errors import MediaError
-    from engine.media import SegmentReader
+    from engine.media.decode import SegmentReader
     from omnialign.progress import Progress
 
     config = media_config(args)

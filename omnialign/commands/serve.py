@@ -37,8 +37,8 @@ def _adapter_arg(text: str) -> dict:
 def default_model(db: Path, codebooks: Path) -> Path:
     """The tiny local omni model for these codebooks, built once next to the store."""
     from engine.errors import InvalidInputError
-    from engine.omni_model import init_model
-    from engine.omni_vocab import OmniVocab
+    from engine.omni.model import init_model
+    from engine.omni.vocab import OmniVocab
 
     if not codebooks.is_dir():
         raise InvalidInputError(str(codebooks), "no codebooks: run `omnialign demo` (or `omnialign rvq fit`) first, "

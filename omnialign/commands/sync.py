@@ -22,7 +22,8 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.sync import LOW_CONFIDENCE, SyncConfig, estimate_sync
+    from engine.align.config import LOW_CONFIDENCE, SyncConfig
+    from engine.align.sync import estimate_sync
 
     est = estimate_sync(args.file, SyncConfig(max_offset_ms=args.max_offset_ms))
     if args.plot:

@@ -42,7 +42,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.synth import SynthSpec, synthesize
+    from engine.media.synth import SynthSpec, synthesize
 
     drops = tuple(int(x) for x in args.drop_frames.split(",") if x.strip())
     spec = SynthSpec(

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 
 from actors.pipeline import run_ingest
-from engine.features import RegionConfig
-from engine.media import MediaConfig, iter_segments
-from engine.pipeline import PipelineConfig
-from engine.search import SearchQuery, search
-from engine.sources import default_stream_id
-from engine.store import SegmentStore
-from engine.synth import SynthSpec, synthesize
-from engine.tokenizer import Tokenizer, TokenizerConfig
+from engine.tokenize.features import RegionConfig
+from engine.media.decode import MediaConfig, iter_segments
+from engine.ingest.pipeline import PipelineConfig
+from engine.store.search import SearchQuery, search
+from engine.media.sources import default_stream_id
+from engine.store.table import SegmentStore
+from engine.media.synth import SynthSpec, synthesize
+from engine.tokenize.tokenizer import Tokenizer, TokenizerConfig
 
 pytestmark = pytest.mark.slow
 

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from actors.tokenizer import TokenizeSegments, tokenizer_resources
-from engine.features import RegionConfig
-from engine.media import MediaConfig, iter_segments
-from engine.records import segment_to_record
-from engine.synth import SynthSpec
-from engine.tokenizer import Tokenizer, TokenizerConfig
+from engine.tokenize.features import RegionConfig
+from engine.media.decode import MediaConfig, iter_segments
+from engine.ingest.records import segment_to_record
+from engine.media.synth import SynthSpec
+from engine.tokenize.tokenizer import Tokenizer, TokenizerConfig
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +55,7 @@ def test_rows_carrying_segment_batches_tokenize_like_one_record_per_row(ray_loca
     must give exactly the rows it gives for those records one per row."""
     import ray
 
-    from actors.queue_datasource import _batch_block
+    from actors.queue_datasource import batch_block
     from actors.tokenizer import SEGMENTS_COLUMN
 
     truth = clip_factory(SynthSpec(duration_s=5.0, seed=42), "batch_tok.mp4")
@@ -65,8 +65,8 @@ def test_rows_carrying_segment_batches_tokenize_like_one_record_per_row(ray_loca
     kwargs = {"fn_constructor_kwargs": {"codebooks_dir": folder}, "batch_size": 1,
               "compute": ray.data.ActorPoolStrategy(size=1), **tokenizer_resources(num_cpus=0.5)}
     single = ray.data.from_items(records).map_batches(TokenizeSegments, **kwargs).take_all()
-    block = _batch_block(records[:2])  # two batches: [0, 1] and [2, ...]
-    rest = _batch_block(records[2:])
+    block = batch_block(records[:2])  # two batches: [0, 1] and [2, ...]
+    rest = batch_block(records[2:])
     assert block.num_rows == rest.num_rows == 1 and block.column_names == [SEGMENTS_COLUMN]  # one row per batch
     batched = ray.data.from_arrow([block, rest]).map_batches(TokenizeSegments, **kwargs).take_all()
     key = lambda r: r["segment_index"]  # noqa: E731

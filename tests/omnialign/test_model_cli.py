@@ -6,11 +6,11 @@ import json
 
 import torch
 
-from engine.compress import CompressionConfig
-from engine.features import RegionConfig
-from engine.media import MediaConfig, iter_segments
-from engine.synth import SynthSpec
-from engine.tokenizer import Tokenizer, TokenizerConfig
+from engine.tokenize.compress import CompressionConfig
+from engine.tokenize.features import RegionConfig
+from engine.media.decode import MediaConfig, iter_segments
+from engine.media.synth import SynthSpec
+from engine.tokenize.tokenizer import Tokenizer, TokenizerConfig
 from omnialign.cli import main
 
 

@@ -13,7 +13,7 @@ from omnialign.cli import main
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
-    from engine.synth import SynthSpec, synthesize
+    from engine.media.synth import SynthSpec, synthesize
 
     path = tmp_path_factory.mktemp("sync_cli") / "c.mp4"
     truth = synthesize(SynthSpec(duration_s=10.0, offset_ms=180, drift_ppm=-600, speech=True, seed=4), path)
@@ -49,7 +49,7 @@ def test_human_summary_and_plot(clip, capsys, tmp_path):
 
 
 def test_bad_inputs_fail_with_one_line(tmp_path, capsys):
-    from engine.synth import SynthSpec, synthesize
+    from engine.media.synth import SynthSpec, synthesize
 
     bad = tmp_path / "bad.mp4"
     bad.write_text("not media")

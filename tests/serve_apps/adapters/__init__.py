@@ -1,0 +1,1 @@
+"""tests.serve_apps.adapters."""
