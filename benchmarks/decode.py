@@ -11,9 +11,9 @@ Each is run ``--repeats`` times, alternating, and the median is reported.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,8 +21,11 @@ from pathlib import Path
 import av
 import numpy as np
 
-from engine.media.decode import MediaConfig, SegmentReader
-from engine.media.synth import SynthSpec, synthesize
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.provenance import write_results  # noqa: E402
+from engine.media.decode import MediaConfig, SegmentReader  # noqa: E402
+from engine.media.synth import SynthSpec, synthesize  # noqa: E402
 
 CASES = (
     ("320x240@25", SynthSpec(width=320, height=240, fps=25.0, speech=True, seed=1)),
@@ -102,9 +105,8 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/decode.json")
     args = parser.parse_args()
     rows = run(args.duration_s, args.repeats)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     meta = {"machine": platform.machine(), "cpus": __import__("os").cpu_count(), "pyav": av.__version__, "numpy": np.__version__}
-    Path(args.out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    write_results(args.out, {"meta": meta, "rows": rows})
     print(f"{'case':<12} {'plain PyAV ×RT':>15} {'omnialign ×RT':>14} {'ratio':>6}")
     for r in rows:
         print(f"{r['case']:<12} {r['plain_pyav_x_realtime']:>15.1f} {r['omnialign_x_realtime']:>14.1f} {r['ratio_vs_plain']:>6.2f}")

@@ -18,7 +18,6 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -29,6 +28,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.provenance import write_results  # noqa: E402
 from engine.align.dtw import dtw, warm_up  # noqa: E402
 from engine.align.oltw import OLTWConfig, OnlineDTW  # noqa: E402
 
@@ -144,9 +144,7 @@ def main(argv: list[str] | None = None) -> None:
         "reps": args.reps,
         "timing": "median wall time after one warm-up call",
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    out = write_results(args.out, {"meta": meta, "rows": rows})
 
     print(f"{'impl':48s} {'path':>5s} {'dim':>4s} {'N=M':>6s} {'median s':>10s} {'Mcells/s':>10s}")
     for r in rows:

@@ -8,6 +8,9 @@ Each section is a module with ``run() -> list[dict]`` (``benchmarks.gpu_rvq``,
 ``benchmarks.gpu_dtw``). A failing section prints its error and the others still run. Full rows
 go to ``DIR/gpu_check.json`` (``$OUT`` when set, else ``benchmarks/results``); the tables are
 printed last.
+
+The JSON carries a ``provenance`` block (``benchmarks/provenance.py``); on a copied tree without
+``.git`` set ``OMNIALIGN_COMMIT`` to the commit it was copied from.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import platform
 import time
 import traceback
 from pathlib import Path
+
+from benchmarks.provenance import write_results
 
 SECTIONS = ("rvq", "dtw")
 
@@ -79,9 +84,7 @@ def main() -> None:
             traceback.print_exc()
             results[name] = [{"section": name, "error": f"{type(exc).__name__}: {exc}"}]
         print(f"[{name}] done in {time.perf_counter() - t0:.1f} s", flush=True)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "gpu_check.json").write_text(json.dumps({"environment": env, "results": results}, indent=1, default=str))
+    write_results(Path(args.out) / "gpu_check.json", {"environment": env, "results": results}, default=str)
     for name, rows in results.items():
         print_table(name, rows)
 

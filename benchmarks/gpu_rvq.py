@@ -33,7 +33,6 @@ CPU smoke test:  python benchmarks/gpu_rvq.py --smoke   (Triton interpreter, tin
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import statistics
@@ -44,6 +43,8 @@ from pathlib import Path
 from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.provenance import write_results  # noqa: E402
 
 # Kernel variants tried, as KernelConfig keyword dicts (see engine/tokenize/kernels/rvq_triton.py). Few on
 # purpose: every one is a separate compile on a time-limited device. Order: old reference, then
@@ -325,8 +326,7 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     rows = run(**sizes)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps({"sizes": sizes, "rows": rows}, indent=2, default=str))
+        write_results(args.out, {"sizes": sizes, "rows": rows}, default=str)
     print(f"[gpu_rvq] total {time.perf_counter() - t0:.1f} s")
 
 

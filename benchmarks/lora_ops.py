@@ -34,6 +34,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.provenance import write_results  # noqa: E402
+
 RESULTS = Path(__file__).resolve().parent / "results"
 PROMPT = list(range(100, 132))
 SIZES = {"tiny": {}, "small": {"hidden_size": 1024, "num_layers": 8, "num_attention_heads": 16, "num_kv_heads": 4,
@@ -107,7 +109,7 @@ def main() -> None:
 
     meta = {"cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
             "vllm": vllm.__version__, "prompt_tokens": len(PROMPT), "new_tokens": 32}
-    Path(args.out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    write_results(args.out, {"meta": meta, "rows": rows})
     print(f"-> {args.out}")
 
 

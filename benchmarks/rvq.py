@@ -28,7 +28,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
@@ -40,6 +39,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.provenance import write_results  # noqa: E402
 from engine.tokenize.rvq import ResidualVQ, bits_per_vector  # noqa: E402
 
 N_VECTORS = 50_000
@@ -202,9 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--vqp-epochs", type=int, default=10)
     args = ap.parse_args(argv)
     result = run(args.repeats, args.vqp_epochs)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
+    out = write_results(args.out, result)
     print(f"{result['dataset']}; {result['metric']}; {result['bits_per_vector']} bits/vector; 1 thread")
     print(f"{'quantizer':60s} {'rel_sq_err':>10s} {'vec/s':>10s} {'fit_s':>7s}  target: err <= "
           f"{TARGET_ERR_VS_FAISS} x faiss, speed >= {TARGET_SPEEDUP:.0f} x both peers")

@@ -30,6 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.provenance import write_results  # noqa: E402
 from engine.store.search import SearchQuery, search  # noqa: E402
 from engine.store.table import SegmentRow, SegmentStore, StoreConfig  # noqa: E402
 
@@ -112,8 +113,7 @@ def main() -> None:
                     platform.machine()},
     }
     print(json.dumps(result, indent=2))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_results(args.out, result)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ p99 of a handful of requests is about their maximum.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -47,6 +46,8 @@ import numpy as np
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `benchmarks` (model sizes) from a checkout
+
+from benchmarks.provenance import write_results  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 APP = "omnialign"
@@ -349,7 +350,7 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
     meta["loadavg_end"] = os.getloadavg()
     res = {"meta": meta, "routes": routes, "modes": modes, "overhead": overhead, "autoscale": step}
-    path.write_text(json.dumps(res, indent=1))
+    write_results(path, res)
     print_tables(res)
     print(f"-> {path}, {png}")
 

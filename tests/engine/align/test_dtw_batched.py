@@ -18,7 +18,7 @@ from engine.align.dtw import DTWConfig, dtw
 from engine.errors import InvalidInputError
 from engine.align.kernels.dtw_torch import batched_dtw
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 CASES = [
     # (D, N, M, config)

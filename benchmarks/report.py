@@ -1,0 +1,292 @@
+"""The README's benchmark numbers, generated from ``benchmarks/results/*.json``.
+
+One small markdown table per benchmark with its headline numbers; every row names the results
+file it comes from and the commit that file's run measured (short hash). Nothing here measures
+anything, and nothing but the JSON files goes into the output (no dates, no machine state), so
+the same results always render the same text.
+
+    python -m benchmarks.report                    # print the block
+    python -m benchmarks.report --write README.md  # replace it between the markers
+
+The block sits in README.md between ``<!-- benchmarks:begin -->`` and ``<!-- benchmarks:end -->``;
+``tests/benchmarks/test_report.py`` checks that it equals :func:`render`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+RESULTS = Path(__file__).resolve().parent / "results"
+BEGIN, END = "<!-- benchmarks:begin -->", "<!-- benchmarks:end -->"
+
+Table = tuple[str, list[str], list[list[str]]]  # title, header, rows
+
+
+def source(name: str, data: dict, part: str | None = None) -> str:
+    """The last cell of a row: ``file @ commit``, with † for backfilled and "dirty" for a dirty tree.
+
+    Args:
+        name: the results file name.
+        data: its parsed JSON.
+        part: a top-level key whose own commit (``provenance.parts``) applies, if any.
+
+    Returns:
+        A markdown cell such as ``decode.json @ 89b8fb6``.
+    """
+    prov = data.get("provenance") or {}
+    commit = ((prov.get("parts") or {}).get(part) or {}).get("commit") if part else None
+    commit = commit or data.get("commit") or prov.get("commit")
+    mark = "†" if prov.get("backfilled") else ""
+    dirty = " (dirty)" if prov.get("dirty") else ""
+    return f"`{name}` @ " + (f"`{commit[:7]}`{mark}{dirty}" if commit else "no commit")
+
+
+def num(x: Any, fmt: str) -> str:
+    """Formats a number, or ``–`` for a missing one."""
+    return "–" if x is None or isinstance(x, bool) else format(x, fmt)
+
+
+def pct(x: Any) -> str:
+    """A fraction as a signed percentage (``0.064`` → ``+6.4 %``)."""
+    return "–" if x is None else f"{x * 100:+.1f} %"
+
+
+def cores(data: dict) -> str:
+    """``; N cores`` when the run recorded them."""
+    n = (data.get("provenance") or {}).get("cores") or (data.get("meta") or {}).get("cpus")
+    return f"; {n} cores" if n else ""
+
+
+def decode(name: str, d: dict) -> list[Table]:
+    """decode.json: × real time of omnialign's decode + segment vs a plain PyAV loop."""
+    rows = [[r["case"], num(r["omnialign_x_realtime"], ".1f"), num(r["plain_pyav_x_realtime"], ".1f"),
+             num(r["ratio_vs_plain"], ".2f"), source(name, d)] for r in d["rows"]]
+    reps = d["rows"][0].get("repeats") if d["rows"] else None
+    return [(f"decode + segment, × real time (median of {reps}){cores(d)}",
+             ["case", "omnialign", "plain PyAV", "ratio", "results"], rows)]
+
+
+def rvq(name: str, d: dict) -> list[Table]:
+    """rvq.json: vectors/s and held-out error of each quantizer, error relative to faiss."""
+    ok = [r for r in d["rows"] if "error" not in r]
+    faiss = next((r for r in ok if r["name"].startswith("faiss")), None)
+    rows = []
+    for r in d["rows"]:
+        if "error" in r:
+            rows.append([r["name"], "error", "–", "–", source(name, d)])
+            continue
+        vs = r["rel_sq_error"] / faiss["rel_sq_error"] if faiss else None
+        rows.append([r["name"], num(r["vectors_per_s"], ",.0f"), num(r["rel_sq_error"], ".4f"),
+                     "–" if vs is None else f"×{vs:.3f}", source(name, d)])
+    return [(f"RVQ encode, {d.get('bits_per_vector')} bits/vector, {d.get('threads')} thread, held-out error",
+             ["quantizer", "vectors/s", "rel. sq. error", "error vs faiss", "results"], rows)]
+
+
+def dtw(name: str, d: dict) -> list[Table]:
+    """dtw.json: exact DTW (with path) cells/s per library, and OLTW update latency."""
+    exact = [r for r in d["rows"] if r["kind"] == "dtw" and r.get("with_path")]
+    cases = sorted({(r["dim"], r["n"]) for r in exact})
+
+    def best(dim: int, n: int, prefix: str) -> str:
+        got = [r["mcells_per_s"] for r in exact if r["dim"] == dim and r["n"] == n and r["impl"].startswith(prefix)
+               and "mcells_per_s" in r]
+        return num(max(got), ".0f") if got else "–"
+
+    rows = [[str(dim), str(n), best(dim, n, "omnialign"), best(dim, n, "dtaidistance"), best(dim, n, "librosa"),
+             source(name, d)] for dim, n in cases]
+    oltw = [[str(r["window_frames"]), str(r["dim"]), num(r["p50_ms"], ".4f"), num(r["p99_ms"], ".4f"),
+             source(name, d)] for r in d["rows"] if r["kind"] == "oltw"]
+    return [("exact DTW with path, M cells/s (1 thread; best variant of each library)",
+             ["dim", "N = M", "omnialign", "dtaidistance", "librosa", "results"], rows),
+            ("OLTW update latency (one frame of each stream)",
+             ["window", "dim", "p50 ms", "p99 ms", "results"], oltw)]
+
+
+def sync_accuracy(name: str, d: dict) -> list[Table]:
+    """sync_accuracy.json: error at ground-truth events, omnialign sync vs naive xcorr."""
+    label = {"sync": "omnialign sync (DTW + onsets + warp fit)", "xcorr": "naive global cross-correlation"}
+    rows = [[label.get(m, m), num(o["median_ms"], ".2f"), num(o["p95_ms"], ".2f"), num(o["worst_ms"], ".2f"),
+             str(o["n_events"]), source(name, d)] for m, o in d["overall"].items()]
+    return [(f"A/V sync error at ground-truth events, {len(d['rows'])} synthetic clips",
+             ["method", "median ms", "p95 ms", "worst ms", "events", "results"], rows)]
+
+
+def search(name: str, d: dict) -> list[Table]:
+    """search.json: recall@10 and latency, flat scan vs IVF_HNSW_SQ."""
+    rows = []
+    for key, label in (("flat", "flat scan"), ("ivf_hnsw_sq", "IVF_HNSW_SQ")):
+        r = d[key]
+        rows.append([label, num(r["recall_at_10"], ".3f"), num(r["median_ms"], ".2f"), num(r["p95_ms"], ".2f"),
+                     num(r.get("build_s"), ".1f"), source(name, d)])
+    return [(f"vector search, {d['rows']:,} × {d['dim']}-d {d['distance']}, {d['queries']} queries",
+             ["index", "recall@10", "median ms", "p95 ms", "build s", "results"], rows)]
+
+
+def ingest(name: str, d: dict) -> list[Table]:
+    """ingest*.json: real-time factors per stream count, and the live soak's RSS."""
+    out = []
+    if d.get("rows"):
+        rows = [[str(r["streams"]), num(r["loop"]["realtime_factor"], ".1f"), num(r["ray"]["realtime_factor"], ".1f"),
+                 num(r["ray"].get("steady_realtime_factor"), ".1f"), num(r["ray"].get("concurrent_realtime_factor"), ".1f"),
+                 num(r["ray"].get("latency_end_to_end_s_p50"), ".2f"), source(name, d, "rows")] for r in d["rows"]]
+        clip = (d.get("meta") or {}).get("clip_s")
+        out.append((f"ingest, × real time ({num(clip, 'g')} s clips per stream){cores(d)}",
+                    ["streams", "single-process loop", "Ray (wall)", "Ray steady", "Ray all stages", "e2e p50 s",
+                     "results"], rows))
+    live = d.get("live")
+    if live:
+        minutes = (live["samples"][-1][0] / 60) if live.get("samples") else None
+        out.append(("live soak (real-time pace), RSS of driver + Ray processes",
+                    ["minutes", "media s", "× real time", "RSS MiB 1st half", "RSS MiB 2nd half", "RSS MiB max",
+                     "results"],
+                    [[num(minutes, ".0f"), num(live["media_s"], ".0f"), num(live["realtime_factor"], ".2f"),
+                      num(live["rss_mb_first_half_median"], ".0f"), num(live["rss_mb_second_half_median"], ".0f"),
+                      num(live["rss_mb_max"], ".0f"), source(name, d, "live")]]))
+    return out
+
+
+def serve_load(name: str, d: dict) -> list[Table]:
+    """serve_load*.json: p50 / p99 / tok/s per mode and clients, HTTP overhead, LoRA cost."""
+    meta = d.get("meta") or {}
+    model = meta.get("model_size", "tiny") + (" (quick)" if meta.get("quick") else "")
+    by_clients: dict[int, dict[str, dict]] = {}
+    for mode, runs in d["modes"].items():
+        for r in runs:
+            by_clients.setdefault(r["clients"], {})[mode] = r
+    modes = list(d["modes"])
+
+    def cell(r: dict | None) -> str:
+        if r is None:
+            return "–"
+        return f"{r['p50_s']:.3f} / {r['p99_s']:.3f} / {r['tokens_per_s']:.0f}"
+
+    rows = [[model, str(c)] + [cell(by_clients[c].get(m)) for m in modes] + [source(name, d)]
+            for c in sorted(by_clients)]
+    o, s = d.get("overhead") or {}, d.get("autoscale") or {}
+    extra = [[model, num(o.get("http_over_direct"), ".2f"), pct(o.get("lora_cost")),
+              f"{s.get('max_replicas', '–')} → {s.get('final_replicas', '–')}", source(name, d)]]
+    return [(f"serving over HTTP, {model} model: p50 s / p99 s / completion tok/s{cores(d)}",
+             ["model", "clients"] + modes + ["results"], rows),
+            (f"serving overhead, {model} model (concurrency 1)",
+             ["model", "HTTP / direct (goal ≤ 1.2)", "LoRA cost (goal ≤ 15 %)", "replicas under load → after",
+              "results"], extra)]
+
+
+def lora_ops(name: str, d: dict) -> list[Table]:
+    """lora_ops.json: LoRA cost and batched base output, omnialign's ops vs vLLM's."""
+    rows = [[r["model"], r["ops"], num(r["without_s"], ".3f"), num(r["with_s"], ".3f"), pct(r["lora_cost"]),
+             "correct" if r["batched_base_output_ok"] else "wrong", source(name, d)] for r in d["rows"]]
+    return [(f"LoRA cost in vLLM (rank-8 adapter vs none), omnialign's CPU ops vs vLLM's own{cores(d)}",
+             ["model", "ops", "no adapter s", "adapter s", "LoRA cost", "base output when batched", "results"], rows)]
+
+
+def gpu(name: str, d: dict) -> list[Table]:
+    """gpu_check*.json / gpu_rvq*.json: every GPU variant row (DTW and RVQ sections)."""
+    env = d.get("environment") or {}
+    where = env.get("gpu") or (d.get("sizes") or {}).get("device") or "GPU"
+    sections = d.get("results") or {"rvq": d.get("rows", [])}
+    out = []
+    for section, rows in sections.items():
+        if section == "dtw":
+            body = [[r.get("variant", "?"), str(r.get("dim", "–")), num(r.get("median_ms"), ".3f"),
+                     num(r.get("gcells_per_s"), ".1f"), num(r.get("max_rel_err_vs_numba"), ".1e"),
+                     "error" if "error" in r else str(r.get("ok")), source(name, d)] for r in rows]
+            first = next((r for r in rows if "pairs" in r), {})
+            shape = f", {first['pairs']} pairs of {first['n']} × {first['m']}" if first else ""
+            out.append((f"GPU batched DTW ({where}){shape}",
+                        ["variant", "D", "median ms", "G cells/s", "max rel. err vs numba", "ok", "results"], body))
+        else:
+            body = [[r.get("name", "?"), num(r.get("time_ms"), ".2f"), num(r.get("tflops"), ".1f"),
+                     num(r.get("frac_gemm"), ".3f"), num(r.get("mismatch_rate"), ".1e"),
+                     "error" if "error" in r else r.get("verdict", ""), source(name, d)]
+                    for r in rows if not str(r.get("name", "")).startswith("SUMMARY")]
+            sizes = d.get("sizes") or {}
+            shape = (f"N = {sizes['n']:,}, D = {sizes['d']}, Q = {sizes['q_count']}, K = {sizes['k']}"
+                     if {"n", "d", "q_count", "k"} <= sizes.keys() else "default sizes of benchmarks/gpu_rvq.py at that commit")
+            out.append((f"GPU RVQ encode ({where}), {shape}",
+                        ["variant", "ms", "TFLOP/s", "of GEMM rate", "mismatch rate", "verdict", "results"], body))
+    return out
+
+
+# File name prefix -> renderer, in the order the block shows them.
+RENDERERS: dict[str, Callable[[str, dict], list[Table]]] = {
+    "decode": decode, "rvq": rvq, "dtw": dtw, "sync_accuracy": sync_accuracy, "search": search,
+    "ingest": ingest, "serve_load": serve_load, "lora_ops": lora_ops, "gpu_check": gpu, "gpu_rvq": gpu,
+}
+
+
+def markdown(table: Table) -> str:
+    """One titled markdown table."""
+    title, header, rows = table
+    lines = [f"**{title}**", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render(results_dir: str | Path = RESULTS) -> str:
+    """The markdown block of every results file's headline numbers.
+
+    Args:
+        results_dir: folder of ``*.json`` results.
+
+    Returns:
+        The block (ends with a newline), without the begin/end markers.
+    """
+    files = sorted(Path(results_dir).glob("*.json"))
+    tables: list[Table] = []
+    for prefix, fn in RENDERERS.items():
+        for path in files:
+            if path.stem == prefix or path.stem.startswith(prefix + "_"):
+                tables += fn(path.name, json.loads(path.read_text()))
+    known = {p.name for p in files if any(p.stem == k or p.stem.startswith(k + "_") for k in RENDERERS)}
+    other = [p.name for p in files if p.name not in known]
+    parts = ["Generated from `benchmarks/results/*.json` by `python -m benchmarks.report --write README.md`"
+             " after a benchmark run; do not edit by hand (`tests/benchmarks/test_report.py` checks it)."
+             " Each row names its results file and the commit it measured; † marks provenance backfilled"
+             " from git history (see that file's `provenance.note`)."]
+    parts += [markdown(t) for t in tables]
+    if other:
+        parts.append("Other results files: " + ", ".join(f"`{n}`" for n in other) + ".")
+    return "\n\n".join(parts) + "\n"
+
+
+def replace_block(text: str, block: str) -> str:
+    """``text`` with everything between the markers replaced by ``block``.
+
+    Raises:
+        ValueError: if the markers are missing or out of order.
+    """
+    start, end = text.find(BEGIN), text.find(END)
+    if start < 0 or end < start:
+        raise ValueError(f"no {BEGIN} ... {END} markers")
+    return text[: start + len(BEGIN)] + "\n" + block + text[end:]
+
+
+def extract_block(text: str) -> str:
+    """The text between the markers (what :func:`replace_block` put there)."""
+    start, end = text.find(BEGIN), text.find(END)
+    if start < 0 or end < start:
+        raise ValueError(f"no {BEGIN} ... {END} markers")
+    return text[start + len(BEGIN) + 1 : end]
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--results", default=str(RESULTS), help="folder of results JSON")
+    ap.add_argument("--write", metavar="README", help="replace the block between the markers in this file")
+    args = ap.parse_args(argv)
+    block = render(args.results)
+    if not args.write:
+        sys.stdout.write(block)
+        return
+    path = Path(args.write)
+    path.write_text(replace_block(path.read_text(), block))
+    print(f"wrote the benchmarks block into {path}")
+
+
+if __name__ == "__main__":
+    main()

