@@ -7,7 +7,8 @@ for the estimate in force for each segment (:func:`attach_alignment`) and puts i
 
 If an aligner dies, Ray restarts it (``max_restarts=-1``) with empty state: it rebuilds its
 estimate from the segments that arrive after the restart, and rows whose estimate was lost get
-the newest one available rather than waiting forever — no row is lost or duplicated.
+the newest one available rather than waiting forever, marked ``sync_status = "fallback"`` —
+no row is lost or duplicated, and none carries a stand-in estimate silently.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ import asyncio
 import zlib
 from collections import OrderedDict
 
-import numpy as np
 import ray
 
 from actors.faults import maybe_fail
+from engine.align.config import SyncConfig
 from engine.align.cues import SegmentCues
-from engine.ingest.pipeline import alignment_columns
 from engine.align.tracker import SyncTracker
+from engine.ingest.records import Alignment
 
 #: Estimates kept per stream (rows ask for recent segments only; this bounds memory).
 _KEEP_ESTIMATES = 256
@@ -33,16 +34,18 @@ class AlignerActor:
     """Holds the sync trackers of the streams routed to it (an asyncio actor).
 
     Args:
+        sync: Sync settings of every tracker (the sources extract cues with ``sync.cues``).
         window_s: Cue window of each tracker.
         fault_injection: Test hook, see :mod:`actors.faults`.
     """
 
-    def __init__(self, window_s: float = 20.0, fault_injection: tuple = ()) -> None:
+    def __init__(self, sync: SyncConfig, window_s: float = 20.0, fault_injection: tuple = ()) -> None:
+        self.sync = sync
         self.window_s = window_s
         self.fault_injection = fault_injection
         self.trackers: dict[str, SyncTracker] = {}
-        self.estimates: dict[str, OrderedDict[int, dict]] = {}
-        self.latest: dict[str, dict] = {}
+        self.estimates: dict[str, OrderedDict[int, Alignment]] = {}
+        self.latest: dict[str, Alignment] = {}
         self.events: dict[tuple[str, int], asyncio.Event] = {}
         self.finished: set[str] = set()
         self.first_seen: dict[str, int] = {}  # after a restart: earlier estimates are gone
@@ -55,10 +58,8 @@ class AlignerActor:
         maybe_fail(self.fault_injection, "aligner", cues.index)
         tracker = self.trackers.get(stream_id)
         if tracker is None:
-            # Default SyncConfig: the sources extract cues with its `cues` (see run_ingest).
-            tracker = self.trackers[stream_id] = SyncTracker(window_s=self.window_s)
-        cols = alignment_columns(tracker.push_cues(cues))
-        cols["warp"] = cols["warp"].tolist()
+            tracker = self.trackers[stream_id] = SyncTracker(self.sync, window_s=self.window_s)
+        cols = Alignment.from_estimate(tracker.push_cues(cues))
         store = self.estimates.setdefault(stream_id, OrderedDict())
         self.first_seen.setdefault(stream_id, cues.index)
         self.last_pushed[stream_id] = max(cues.index, self.last_pushed.get(stream_id, -1))
@@ -76,8 +77,12 @@ class AlignerActor:
         for key in [k for k in self.events if k[0] == stream_id]:
             self.events.pop(key).set()
 
-    async def estimate_for(self, stream_id: str, segment_index: int, timeout_s: float = 30.0) -> dict:
-        """The estimate after ``segment_index`` was pushed (waits for it up to ``timeout_s``)."""
+    async def estimate_for(self, stream_id: str, segment_index: int, timeout_s: float = 30.0) -> Alignment:
+        """The estimate after ``segment_index`` was pushed (waits for it up to ``timeout_s``).
+
+        When that estimate is gone (a restart, the bounded history, a timeout) the stream's
+        newest one is returned marked as a fallback; with none at all, an empty alignment.
+        """
         store = self.estimates.get(stream_id, {})
         # Wait only for a segment that has not been pushed yet: an older one was pushed before a
         # restart or evicted from the bounded history, and will never arrive again.
@@ -90,18 +95,14 @@ class AlignerActor:
             except asyncio.TimeoutError:
                 pass  # lost in a restart: fall back to the newest estimate
             store = self.estimates.get(stream_id, {})
-        cols = store.get(segment_index) or self.latest.get(stream_id) or _empty()
-        return cols
+        own = store.get(segment_index)
+        if own is not None:
+            return own
+        return self.latest.get(stream_id, Alignment()).as_fallback()
 
-    async def current(self, stream_id: str) -> dict:
+    async def current(self, stream_id: str) -> Alignment:
         """The newest estimate of a stream."""
-        return self.latest.get(stream_id) or _empty()
-
-
-def _empty() -> dict:
-    cols = alignment_columns(None)
-    cols["warp"] = []
-    return cols
+        return self.latest.get(stream_id, Alignment())
 
 
 def aligner_for(aligners: list, stream_id: str):
@@ -109,14 +110,8 @@ def aligner_for(aligners: list, stream_id: str):
     return aligners[zlib.crc32(stream_id.encode()) % len(aligners)]
 
 
-def attach_alignment(recs: list[dict], aligners: list, timeout_s: float = 30.0) -> None:
-    """Puts each record's stream estimate in force for its segment on it (in place).
-
-    One round trip for the whole batch; an estimate not pushed yet is waited for (see
-    :meth:`AlignerActor.estimate_for`).
-    """
-    refs = [aligner_for(aligners, str(r["stream_id"])).estimate_for.remote(str(r["stream_id"]), int(r["segment_index"]), timeout_s)
-            for r in recs]
-    for rec, est in zip(recs, ray.get(refs)):
-        rec.update(est)
-        rec["warp"] = np.asarray(est["warp"], np.float64).reshape(-1, 2)
+def alignments_for(keys: list[tuple[str, int]], aligners: list, timeout_s: float = 30.0) -> list[Alignment]:
+    """The estimate in force for each ``(stream_id, segment_index)``, in one round trip; an
+    estimate not pushed yet is waited for (see :meth:`AlignerActor.estimate_for`)."""
+    refs = [aligner_for(aligners, sid).estimate_for.remote(sid, idx, timeout_s) for sid, idx in keys]
+    return ray.get(refs)

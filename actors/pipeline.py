@@ -32,10 +32,9 @@ from engine.ingest.pipeline import (
     expand_sources,
     store_config_for,
 )
-from engine.ingest.records import null_to_none
+from engine.ingest.records import CommitRecord, unpack_records
 from engine.media.sources import default_stream_id
 from engine.store.table import SegmentStore, StoreConfig
-from engine.align.config import SyncConfig
 from engine.tokenize.tokenizer import Tokenizer
 from omnialign.metrics import IngestMetrics
 
@@ -74,13 +73,16 @@ class IngestSummary:
 
 
 def run_ingest(sources: Sequence[str], config: PipelineConfig,
-               on_row: Callable[[dict, IngestSummary], None] | None = None) -> IngestSummary:
+               on_row: Callable[[CommitRecord, IngestSummary], None] | None = None,
+               stream_ids: dict[str, str] | None = None) -> IngestSummary:
     """Ingests ``sources`` into the LanceDB table; Ray must already be initialized.
 
     Args:
         sources: Files, folders (expanded to their media files) and live URLs.
         config: Pipeline configuration.
-        on_row: Called in the driver for every committed segment (progress display).
+        on_row: Called in the driver with every segment's :class:`CommitRecord` (progress display).
+        stream_ids: Stream id per source (as expanded; e.g. the id a client gave over HTTP);
+            sources not in it get :func:`engine.media.sources.default_stream_id`.
 
     Returns:
         Per-stream results (a bad source fails alone, with its error) and totals.
@@ -95,7 +97,7 @@ def run_ingest(sources: Sequence[str], config: PipelineConfig,
     summary = IngestSummary()
     by_id: dict[str, StreamResult] = {}
     for uri in sources:
-        sid = default_stream_id(uri)
+        sid = (stream_ids or {}).get(uri) or default_stream_id(uri)
         if sid in by_id:
             continue  # the same source twice is one stream
         by_id[sid] = StreamResult(stream_id=sid, source_uri=uri)
@@ -103,33 +105,33 @@ def run_ingest(sources: Sequence[str], config: PipelineConfig,
 
     aligners = None
     actors: list = []
+    data_context = ray.data.DataContext.get_current()
+    saved_block_bytes = data_context.target_max_block_size
     try:
-        aligners = [AlignerActor.options(num_cpus=0).remote(config.sync_window_s, config.fault_injection)
+        aligners = [AlignerActor.options(num_cpus=0).remote(config.sync, config.sync_window_s, config.fault_injection)
                     for _ in range(max(1, min(config.aligner_actors, len(by_id))))]
         runs, hosted = {}, {}
         per_actor = config.streams_per_source_actor
         for i, s in enumerate(summary.streams):
             if i % per_actor == 0:
                 actors.append(SourceActor.options(num_cpus=config.source_num_cpus, max_concurrency=per_actor + 1)
-                              .remote(config, tokenizer.config.video_token_fps, SyncConfig().cues))
+                              .remote(config, tokenizer.config.video_token_fps))
                 hosted[actors[-1]] = []
             hosted[actors[-1]].append(s.stream_id)
             runs[s.stream_id] = actors[-1].run.remote(s.stream_id, s.source_uri, aligner_for(aligners, s.stream_id),
                                                       store.committed_indexes(s.stream_id))
         ds = _build_dataset(hosted, runs, aligners, config, store.config)
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=0):
-            for i in range(len(batch["segment_index"])):
-                row = {k: v[i] for k, v in batch.items()}
-                row["error"] = null_to_none(row["error"])
-                s = by_id[str(row["stream_id"])]
+            for row in unpack_records(batch):
+                s = by_id[row.stream_id]
                 metrics.observe_commit(row)
-                if row["error"] is not None:
+                if row.error is not None:
                     s.segments_failed += 1
-                    s.error = str(row["error"])
+                    s.error = row.error
                     continue
                 s.segments_written += 1
                 summary.rows_total += 1
-                summary.media_s += (int(row["t_end_us"]) - int(row["t_start_us"])) / 1e6
+                summary.media_s += (row.t_end_us - row.t_start_us) / 1e6
                 metrics.realtime_factor.set(summary.media_s / max(time.monotonic() - t0, 1e-9))
                 if on_row is not None:
                     on_row(row, summary)
@@ -144,13 +146,14 @@ def run_ingest(sources: Sequence[str], config: PipelineConfig,
                 by_id[sid].error = result["error"]
         for s in summary.streams:
             est = ray.get(aligner_for(aligners, s.stream_id).current.remote(s.stream_id))
-            s.offset_ms, s.drift_ppm, s.confidence = est["av_offset_ms"], est["drift_ppm"], est["sync_confidence"]
+            s.offset_ms, s.drift_ppm, s.confidence = est.offset_ms, est.drift_ppm, est.confidence
             if s.offset_ms is not None:
                 metrics.sync_offset.labels(s.stream_id).set(s.offset_ms)
                 metrics.sync_drift.labels(s.stream_id).set(s.drift_ppm)
                 metrics.sync_confidence.labels(s.stream_id).set(s.confidence)
         store.ensure_indexes()
     finally:
+        data_context.target_max_block_size = saved_block_bytes  # the caller's settings, as they were
         for a in [*actors, *(aligners or [])]:
             ray.kill(a)
         metrics.close()
@@ -174,9 +177,19 @@ def _build_dataset(sources: dict, runs: dict, aligners: list, config: PipelineCo
     # more keep the tokenizers fed. Memory stays bounded: a block holds at most one take() of
     # segments (see actors/queue_datasource.py), and the sources' queues hold
     # queue_max_segments each (2 objects per block: the block and its metadata).
-    ds = ray.data.read_datasource(SegmentQueueDatasource(sources, runs), override_num_blocks=1, num_cpus=0.05,
-                                  ray_remote_args={"max_retries": 0,
-                                                   "_generator_backpressure_num_objects": 2 * _READ_AHEAD_BLOCKS})
+    # Ray 2.60 deprecates ray_remote_args for the named read parameters, but those are only
+    # label_selector, fallback_strategy, max_calls, resources, accelerator_type and runtime_env:
+    # max_retries and the generator backpressure have no named form yet. So the dict stays, and
+    # its deprecation warning is silenced for this one call (revisit before Ray 2.64 removes it).
+    import warnings
+
+    from ray.util.annotations import RayDeprecationWarning
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated", category=RayDeprecationWarning)
+        ds = ray.data.read_datasource(SegmentQueueDatasource(sources, runs), override_num_blocks=1, num_cpus=0.05,
+                                      ray_remote_args={"max_retries": 0,
+                                                       "_generator_backpressure_num_objects": 2 * _READ_AHEAD_BLOCKS})
     ds = ds.map_batches(TokenizeSegments, batch_size=1,
                         fn_constructor_kwargs={"codebooks_dir": config.codebooks_dir, "fault_injection": config.fault_injection},
                         compute=ray.data.ActorPoolStrategy(min_size=config.tokenizer_min_actors, max_size=config.tokenizer_max_actors,

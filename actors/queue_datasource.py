@@ -2,22 +2,23 @@
 
 Ray Data has no unbounded source. :class:`SegmentQueueDatasource` has a single read task that
 takes the segments the :class:`~actors.source.SourceActor` streams have queued (a batch per
-call, one call in flight per source actor) and yields one block per take (see
-:func:`batch_block`), so rows flow downstream while the sources are still producing. It ends once every stream has ended — by its
-end marker, or, for a source actor that died, by its run having finished without one.
+call, one call in flight per source actor) and yields one block per take — one row holding the
+taken :class:`~engine.ingest.records.SegmentRecord` list (:func:`engine.ingest.records.pack_records`)
+— so rows flow downstream while the sources are still producing. Adaptive batching: under load a
+take returns many segments and they travel, and are tokenized, as one block and one task (Ray
+Data's per-block cost is paid once); a lone live segment still goes alone, at once. It ends once
+every stream has ended — by its end marker, or, for a source actor that died, by its run having
+finished without one.
 """
 
 from __future__ import annotations
 
-import pickle
-
-import pyarrow as pa
 import ray
 from ray.data import Datasource, ReadTask
 from ray.data.block import BlockMetadata
 
 from actors.source import END_MARKER
-from actors.tokenizer import SEGMENTS_COLUMN
+from engine.ingest.records import pack_records
 
 #: Segments one take() call may return (bounds a reply's size; about 0.7 MB each at defaults).
 _TAKE_MAX = 16
@@ -73,7 +74,7 @@ class SegmentQueueDatasource(Datasource):
                     else:
                         segments.append(item)
                 if segments:
-                    yield batch_block(segments)
+                    yield pack_records(segments)
                 if not items:
                     ended |= done_before
                     mine = [s for s in sources[actor] if s not in ended]
@@ -85,16 +86,3 @@ class SegmentQueueDatasource(Datasource):
         meta = BlockMetadata(num_rows=None, size_bytes=None, input_files=None, exec_stats=None)
         return [ReadTask(read, meta)]
 
-
-def batch_block(segments: list[dict]) -> pa.Table:
-    """One block of one row holding every segment one ``take`` returned.
-
-    Adaptive batching: under load a take returns many segments and they travel, and are
-    tokenized, as one block and one task (Ray Data's per-block cost is paid once); a lone live
-    segment still goes alone, at once. One row, because Ray Data splits a multi-row block larger
-    than ``target_max_block_size`` back into one-row blocks. The records are pickled here
-    (numpy arrays keep their dtype and shape; Ray Data's own conversion tries Arrow first,
-    which fails on nested arrays after ~15 ms per segment, and logs a warning each time).
-    """
-    blob = pickle.dumps(segments, protocol=pickle.HIGHEST_PROTOCOL)
-    return pa.table({SEGMENTS_COLUMN: pa.array([blob], pa.large_binary())})

@@ -16,19 +16,22 @@ Ray Data has no unbounded source, so ingestion is split in two:
 
 from __future__ import annotations
 
+import logging
 import queue
 import time
 
 import ray
 
-from engine.align.cues import CueConfig, SegmentCueExtractor
-
 # Light imports only (no torch, numba or lancedb): a source process just decodes.
+from engine.align.cues import SegmentCueExtractor
+from engine.errors import OmniAlignError
+from engine.ingest.config import PipelineConfig
+from engine.ingest.records import SegmentRecord
 from engine.media.decode import SegmentReader
-from engine.ingest.pipeline import PipelineConfig
-from engine.ingest.records import segment_to_record
 from engine.media.segment_views import token_view
 from engine.media.transcripts import TranscriptSidecar
+
+log = logging.getLogger(__name__)
 
 #: Queue item a stream's source puts last: ``(END_MARKER, stream_id)``.
 END_MARKER = "__end__"
@@ -42,21 +45,19 @@ class SourceActor:
     :meth:`take`).
 
     Args:
-        config: Pipeline configuration (media settings, pacing).
+        config: Pipeline configuration (media settings, pacing, and ``sync.cues``: each stream's
+            cues are extracted here with the aligners' settings, and only they go to its aligner).
         token_fps: Frames per second that get video tokens (the tokenizer's
             ``video_token_fps``): only those frames are shipped downstream.
-        cue_config: The aligners' cue parameters (``SyncConfig.cues``): each stream's cues are
-            extracted here and only they go to its aligner.
     """
 
-    def __init__(self, config: PipelineConfig, token_fps: float | None, cue_config: CueConfig) -> None:
+    def __init__(self, config: PipelineConfig, token_fps: float | None) -> None:
         self.config = config
         self.token_fps = token_fps
-        self.cue_config = cue_config
         self._out: queue.Queue = queue.Queue(maxsize=config.queue_max_segments)
 
     def take(self, max_items: int, timeout_s: float) -> list:
-        """Up to ``max_items`` queued items: segment records and ``(END_MARKER, stream_id)``.
+        """Up to ``max_items`` queued items: :class:`SegmentRecord` and ``(END_MARKER, stream_id)``.
 
         Waits up to ``timeout_s`` for the first (an empty list means none came), then takes
         only what is already there, so a caller never waits behind a slow stream.
@@ -75,7 +76,9 @@ class SourceActor:
     def run(self, stream_id: str, source_uri: str, aligner, skip_indexes: set[int]) -> dict:
         """Decodes one stream to its end; returns ``{stream_id, segments, skipped, error}``.
 
-        Never raises for a bad source: the error is returned, so one stream fails alone.
+        Never raises for bad input (a media or input error of the source is returned, so one
+        stream fails alone); any other exception is a bug: it is logged with its traceback and
+        also ends only this stream.
         Segments in ``skip_indexes`` (already committed) still go to the aligner, so its state
         is the same as in a first run, but are not emitted again.
         """
@@ -83,7 +86,7 @@ class SourceActor:
         push = None
         # The stream's cues are extracted here and only they (kilobytes) go to its aligner, not
         # the frames (megabytes); the extractor carries the stream's cue history across segments.
-        cues = SegmentCueExtractor(self.cue_config)
+        cues = SegmentCueExtractor(self.config.sync.cues)
         try:
             sidecar = TranscriptSidecar(source_uri)
             with SegmentReader(source_uri, self.config.media_config(), stream_id) as reader:
@@ -96,15 +99,16 @@ class SourceActor:
                     if seg.index in skip_indexes:
                         summary["skipped"] += 1
                         continue
-                    rec = segment_to_record(token_view(seg, self.token_fps), source_uri)
-                    rec["transcript"] = sidecar.text(seg) or ""  # "" = none (see records.null_to_none)
-                    rec["wall_decoded"] = time.time()
+                    rec = SegmentRecord(token_view(seg, self.token_fps), source_uri, sidecar.text(seg), time.time())
                     self._out.put(rec)  # blocks while the queue is full (backpressure)
                     summary["segments"] += 1
             if push is not None:
                 ray.get(push)
-        except Exception as exc:
+        except OmniAlignError as exc:  # bad input (MediaError, InvalidInputError, ...): this stream fails with its reason
             summary["error"] = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # a bug, not bad input: keep the traceback, still fail alone
+            log.exception("stream %s (%s) failed with an unexpected error", stream_id, source_uri)
+            summary["error"] = f"internal error: {type(exc).__name__}: {exc}"
         finally:
             try:
                 # The stream's estimates are complete before anyone hears that it ended (also

@@ -7,27 +7,22 @@ a GPU when Ray gave the actor one. Use it with ``Dataset.map_batches`` and an ac
                    compute=ray.data.ActorPoolStrategy(min_size=1, max_size=4),
                    batch_size=1, **tokenizer_resources(num_cpus=0.5, num_gpus=0))
 
-Input rows are :func:`engine.ingest.records.segment_to_record` records, or rows whose ``segments``
-column holds a pickled list of them (how the ingest read task batches what is queued; see
-:func:`actors.queue_datasource.batch_block`); output rows,
-one per segment, drop the raw media
-and carry codes with their exact times, search embeddings and keyframe JPEG thumbnails. A
-segment that cannot be tokenized gets an ``error`` string instead of failing the dataset, so one
-bad stream never stops the others.
+Input rows each hold a pickled list of :class:`~engine.ingest.records.SegmentRecord` (see
+:func:`engine.ingest.records.pack_records`; the ingest read task ships one per take); each output
+row holds the matching :class:`~engine.ingest.records.TokenRecord` list: raw media dropped,
+codes with their exact times, search embeddings and keyframe JPEG thumbnails. A segment that
+cannot be tokenized gets an ``error`` instead of failing the dataset, so one bad stream never
+stops the others.
 """
 
 from __future__ import annotations
 
-import pickle
-import time
-
 import numpy as np
+import pyarrow as pa
 
 from actors.faults import maybe_fail
-from engine.ingest.records import tokenize_records
-
-#: Column of rows that carry a list of segment records instead of one record's columns.
-SEGMENTS_COLUMN = "segments"
+from engine.ingest.records import pack_records, unpack_records
+from engine.ingest.tokenize_stage import tokenize_records
 
 
 def tokenizer_resources(num_cpus: float = 0.5, num_gpus: float = 0.0) -> dict:
@@ -61,16 +56,8 @@ class TokenizeSegments:
         self.thumbnail_px = thumbnail_px
         self.fault_injection = fault_injection
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
-        if SEGMENTS_COLUMN in batch:  # rows that each carry pickled records (the ingest read task)
-            recs = [rec for blob in batch[SEGMENTS_COLUMN] for rec in pickle.loads(blob)]
-        else:
-            n = len(batch["segment_index"])
-            recs = [{k: v[i] for k, v in batch.items()} for i in range(n)]
+    def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
+        recs = unpack_records(batch)
         for rec in recs:
-            maybe_fail(self.fault_injection, "tokenizer", rec["segment_index"])
-        rows = tokenize_records(self.tokenizer, recs, self.thumbnail_px)
-        now = time.time()
-        for row in rows:
-            row["wall_tokenized"] = now
-        return {k: [r[k] for r in rows] for k in rows[0]} if rows else {}
+            maybe_fail(self.fault_injection, "tokenizer", rec.segment.index)
+        return pack_records(tokenize_records(self.tokenizer, recs, self.thumbnail_px))

@@ -22,23 +22,30 @@ For 1, 4 and 8 concurrent streams of 320×240@25 H.264 + 16 kHz (resampled from 
 RSS of every Ray worker process and the driver every few seconds; the plot
 ``benchmarks/results/ingest_rss.png`` shows whether memory stays flat.
 
+A run writes its own results only (never merged with an earlier file): ``--out``, by default
+``benchmarks/results/ingest.json``, or ``ingest_live.json`` for a soak-only run (``--streams`` with no counts).
+
     python benchmarks/ingest.py [--clip-s 300] [--streams 1 4 8] [--live-minutes 10]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
 import statistics
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.provenance import write_results  # noqa: E402
 
 RESULTS = Path("benchmarks/results")
 
@@ -87,26 +94,26 @@ def bench_ray(clips: list[str], codebooks: str, db: Path, live: bool = False) ->
     from engine.ingest.pipeline import PipelineConfig
 
     shutil.rmtree(db, ignore_errors=True)
-    rows: list[dict] = []
+    rows: list = []  # CommitRecord of every committed segment
     config = PipelineConfig(db_dir=str(db), codebooks_dir=codebooks, live=live, writer_batch_rows=8,
                             tokenizer_min_actors=1, tokenizer_max_actors=2, queue_max_segments=32)
     summary = run_ingest(clips, config, on_row=lambda row, s: rows.append(row))
-    rows.sort(key=lambda r: float(r["wall_committed"]))
-    first = float(rows[0]["wall_committed"]) if rows else 0.0
-    span = float(rows[-1]["wall_committed"]) - first if rows else 0.0
+    rows.sort(key=lambda r: r.wall_committed_s)
+    first = rows[0].wall_committed_s if rows else 0.0
+    span = rows[-1].wall_committed_s - first if rows else 0.0
     # media committed after the first commit, over the time that took (start-up excluded)
-    steady_media = sum((int(r["t_end_us"]) - int(r["t_start_us"])) / 1e6 for r in rows if float(r["wall_committed"]) > first)
-    last_decoded = max(float(r["wall_decoded"]) for r in rows) if rows else first
-    both_media = sum((int(r["t_end_us"]) - int(r["t_start_us"])) / 1e6 for r in rows
-                     if first < float(r["wall_committed"]) <= last_decoded)
+    steady_media = sum((r.t_end_us - r.t_start_us) / 1e6 for r in rows if r.wall_committed_s > first)
+    last_decoded = max(r.wall_decoded_s for r in rows) if rows else first
+    both_media = sum((r.t_end_us - r.t_start_us) / 1e6 for r in rows
+                     if first < r.wall_committed_s <= last_decoded)
     return {
         "concurrent_realtime_factor": both_media / (last_decoded - first) if last_decoded - first >= 2.0 else None,
         "concurrent_s": max(0.0, last_decoded - first),
         "wall_s": summary.wall_s, "media_s": summary.media_s, "realtime_factor": summary.realtime_factor,
         "steady_realtime_factor": steady_media / span if span > 0 else None,
-        "latency_decode_to_tokenized_s_p50": statistics.median(float(r["wall_tokenized"]) - float(r["wall_decoded"]) for r in rows),
-        "latency_tokenized_to_committed_s_p50": statistics.median(float(r["wall_committed"]) - float(r["wall_tokenized"]) for r in rows),
-        "latency_end_to_end_s_p50": statistics.median(float(r["wall_committed"]) - float(r["wall_decoded"]) for r in rows),
+        "latency_decode_to_tokenized_s_p50": statistics.median(r.wall_tokenized_s - r.wall_decoded_s for r in rows),
+        "latency_tokenized_to_committed_s_p50": statistics.median(r.wall_committed_s - r.wall_tokenized_s for r in rows),
+        "latency_end_to_end_s_p50": statistics.median(r.wall_committed_s - r.wall_decoded_s for r in rows),
         "rows": summary.rows_total, "errors": [s.error for s in summary.streams if s.error],
     }
 
@@ -183,12 +190,13 @@ def main() -> None:
                         help="seconds per stream (long enough that decoding outlasts actor start-up)")
     parser.add_argument("--streams", type=int, nargs="*", default=[1, 4, 8], help="stream counts (none: soak only)")
     parser.add_argument("--live-minutes", type=float, default=0.0, help="also run an RSS soak of this length")
-    parser.add_argument("--out", default=str(RESULTS / "ingest.json"))
+    parser.add_argument("--out", help="default: benchmarks/results/ingest.json, ingest_live.json for a soak-only run")
     args = parser.parse_args()
+    args.out = args.out or str(RESULTS / ("ingest.json" if args.streams else "ingest_live.json"))
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     RESULTS.mkdir(parents=True, exist_ok=True)
 
-    from omnialign.commands.ingest import init_ray
+    from actors.runtime import init_ray
 
     root = Path(tempfile.mkdtemp(prefix="omnialign-bench-"))
     clips = make_clips(root, max(args.streams or [2]), args.clip_s)
@@ -206,12 +214,8 @@ def main() -> None:
     live = bench_live_rss(root, codebooks, args.live_minutes) if args.live_minutes > 0 else None
     meta = {"machine": platform.machine(), "cpus": os.cpu_count(), "clip_s": args.clip_s,
             "video": "320x240@25 H.264", "audio": "48 kHz AAC -> 16 kHz mono"}
-    out = Path(args.out)
-    earlier = json.loads(out.read_text()) if out.exists() else {}
-    # a soak-only run keeps the throughput rows of an earlier run, and a throughput-only run its soak
-    rows = rows or earlier.get("rows", [])
-    live = live or earlier.get("live")
-    out.write_text(json.dumps({"meta": meta, "rows": rows, "live": live}, indent=1))
+    # this run's results only, in its own file (a soak-only run defaults to ingest_live.json)
+    write_results(args.out, {"meta": meta, "rows": rows, "live": live})
     print(f"{'streams':>7} {'loop xRT':>9} {'ray xRT':>8} {'ray steady xRT':>15} {'all-stages xRT':>15} {'overhead':>9} "
           f"{'loop decode/align/tok/write s':>30} {'ray e2e p50 s':>13}")
     for r in rows:

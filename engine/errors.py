@@ -71,3 +71,32 @@ class InvalidInputError(OmniAlignError, ValueError):
 
     def __reduce__(self):
         return (type(self), (self.input, self.reason))
+
+
+class StoreError(OmniAlignError):
+    """The segment store cannot be used as asked.
+
+    Attributes:
+        input: The table (path) or argument the error is about.
+        reason: Human-readable reason, one line.
+    """
+
+    def __init__(self, input: str, reason: str) -> None:  # noqa: A002 - the domain word
+        self.input = str(input)
+        self.reason = reason
+        super().__init__(f"{self.input}: {reason}")
+
+    def __reduce__(self):  # keep the fields across pickling (Ray tasks, processes)
+        return (type(self), (self.input, self.reason))
+
+
+def check_fields(config: object, *, positive: tuple[str, ...] = (), non_negative: tuple[str, ...] = (),
+                 unit_interval: tuple[str, ...] = ()) -> None:
+    """Range checks for a config's ``__post_init__``: raises :class:`InvalidInputError` naming
+    the first field outside its range. ``None`` values are skipped (they mean "off")."""
+    for names, ok, what in ((positive, lambda v: v > 0, "> 0"), (non_negative, lambda v: v >= 0, ">= 0"),
+                            (unit_interval, lambda v: 0 <= v <= 1, "in [0, 1]")):
+        for name in names:
+            value = getattr(config, name)
+            if value is not None and not ok(value):
+                raise InvalidInputError(name, f"must be {what}, got {value!r}")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from engine.ingest.records import SYNC_FALLBACK, CommitRecord
+
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64)
 
 
@@ -33,24 +35,26 @@ class IngestMetrics:
         self.realtime_factor = Gauge("omnialign_realtime_factor", "Media seconds committed per wall second", registry=r)
         self.sync_offset = Gauge("omnialign_sync_offset_ms", "Current A/V offset estimate", ["stream"], registry=r)
         self.sync_drift = Gauge("omnialign_sync_drift_ppm", "Current A/V drift estimate", ["stream"], registry=r)
+        self.sync_fallbacks = Counter("omnialign_sync_fallback_rows", "Rows written with the stream's newest estimate "
+                                      "because their own was lost", ["stream"], registry=r)
         self.sync_confidence = Gauge("omnialign_sync_confidence", "Confidence of the sync estimate", ["stream"], registry=r)
         self.server = None
         if port is not None:
             self.server, _thread = start_http_server(port, addr="127.0.0.1", registry=r)
 
-    def observe_commit(self, row: dict) -> None:
-        """Records one committed (or failed) segment from the writer's summary row."""
-        stream = row["stream_id"]
-        if row["error"] is not None:
-            self.segment_errors.labels(stream).inc()
+    def observe_commit(self, row: CommitRecord) -> None:
+        """Records one committed (or failed) segment from the writer's commit record."""
+        if row.error is not None:
+            self.segment_errors.labels(row.stream_id).inc()
             return
-        self.segments_out.labels(stream).inc()
-        self.tokens_in.inc(row["tokens_in"])
-        self.tokens_out.inc(row["tokens_out"])
+        self.segments_out.labels(row.stream_id).inc()
+        self.tokens_in.inc(row.tokens_in)
+        self.tokens_out.inc(row.tokens_out)
+        self.sync_fallbacks.labels(row.stream_id).inc(row.sync_status == SYNC_FALLBACK)
         # decoded -> tokenized includes the wait in the source queue (backpressure shows here)
-        self.stage_latency.labels("queue_and_tokenize").observe(max(0.0, row["wall_tokenized"] - row["wall_decoded"]))
-        self.stage_latency.labels("align_and_write").observe(max(0.0, row["wall_committed"] - row["wall_tokenized"]))
-        self.e2e_lag.observe(max(0.0, row["wall_committed"] - row["wall_decoded"]))
+        self.stage_latency.labels("queue_and_tokenize").observe(max(0.0, row.wall_tokenized_s - row.wall_decoded_s))
+        self.stage_latency.labels("align_and_write").observe(max(0.0, row.wall_committed_s - row.wall_tokenized_s))
+        self.e2e_lag.observe(max(0.0, row.wall_committed_s - row.wall_decoded_s))
 
     def close(self) -> None:
         if self.server is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ray import serve
 
-from serve_apps.adapters.routing import Router, RouterConfig, RoutingTable
+from serve_apps.adapters.routing import Router, RoutingTable
 from serve_apps.config import RoutingSettings
 
 
@@ -18,9 +18,7 @@ class AdapterRouter:
 
     def __init__(self, model_dir: str, settings: dict, max_lora_rank: int) -> None:
         s = RoutingSettings(**settings)
-        self.router = Router(model_dir, RouterConfig(
-            work_dir=s.work_dir, top_k=s.top_k, min_weight=s.min_weight, weight_step=s.weight_step,
-            cache_size=s.cache_size, max_lora_rank=max_lora_rank))
+        self.router = Router(model_dir, s.router_config(s.work_dir, max_lora_rank))
         RoutingTable(s.adapters).apply(self.router)
 
     def route(self, modality_tokens: dict, adapter: str | None = None, mixture: dict | None = None) -> dict:

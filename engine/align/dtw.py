@@ -34,7 +34,7 @@ from typing import Literal
 import numba
 import numpy as np
 
-from engine.errors import InvalidInputError
+from engine.errors import InvalidInputError, check_fields
 
 Metric = Literal["euclidean", "sqeuclidean", "cosine"]
 
@@ -61,6 +61,13 @@ class DTWConfig:
     metric: Metric = "euclidean"
     window_frames: int | None = None
     band_offsets: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        check_fields(self, non_negative=("window_frames",))
+        if self.metric not in _METRIC_CODE:
+            raise InvalidInputError("metric", f"unknown metric {self.metric!r}; use one of {sorted(_METRIC_CODE)}")
+        if self.band_offsets is not None and self.band_offsets[0] > self.band_offsets[1]:
+            raise InvalidInputError("band_offsets", f"need lo <= hi, got {self.band_offsets}")
 
 
 @dataclass(frozen=True)

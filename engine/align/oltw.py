@@ -34,7 +34,7 @@ import numba
 import numpy as np
 
 from engine.align.dtw import Metric, unit_rows
-from engine.errors import InvalidInputError
+from engine.errors import InvalidInputError, check_fields
 
 _ROW, _COL, _BOTH, _NONE = 0, 1, 2, 3
 # indices into the int64 state vector
@@ -58,6 +58,9 @@ class OLTWConfig:
     max_run_frames: int = 3
     metric: Metric = "euclidean"
     max_lead_frames: int = 4096
+
+    def __post_init__(self) -> None:
+        check_fields(self, positive=("window_frames", "max_run_frames", "max_lead_frames"))
 
 
 @numba.njit(inline="always", nogil=True)

@@ -1,162 +1,198 @@
-"""Plain-dict records for segments and their tokens, as they travel between pipeline stages.
+"""Typed records passed between the ingest stages, and their one conversion to a store row.
 
-Ray Data moves rows as dicts of numpy values; these functions are the one place that decides
-the column names and types, so every stage (and the single-process loop used as a baseline)
-converts the same way. Heavy raw media (audio samples, frames) is dropped as soon as the
-tokenizer has turned it into tokens, embeddings and keyframe thumbnails.
+::
+
+    source ──SegmentRecord──▶ tokenizer ──TokenRecord──▶ writer ──SegmentRow──▶ LanceDB
+                                                  Alignment ─┘  └──CommitRecord──▶ driver
+
+"None" has one spelling everywhere: Python ``None``. Records cross Ray Data stages as one row
+holding a pickled list (:func:`pack_records` / :func:`unpack_records`), so no batch format gets
+to respell a missing value (Arrow and pandas turn a null string into NaN, and a column that is
+null in one block and a tensor in the next cannot be concatenated). Heavy raw media lives only
+in :class:`SegmentRecord`; the tokenizer turns it into codes, embeddings and thumbnails.
 """
 
 from __future__ import annotations
 
-import io
-from typing import TYPE_CHECKING
+import pickle
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow as pa
 
+from engine.errors import InvalidInputError
 from engine.media.decode import Segment
+from engine.store.schema import SYNC_STATUSES, SegmentRow
 
-if TYPE_CHECKING:  # records also travel through decode processes, which must not import torch
-    from engine.tokenize.tokenizer import Tokenizer
+if TYPE_CHECKING:
+    from engine.align.sync import SyncEstimate
 
-#: Raw media columns, dropped once a segment is tokenized (heavy; no later stage needs them).
-RAW_COLUMNS = ("audio", "video", "video_t_us", "audio_rate_hz")
-#: Token columns added by tokenization (None on a row whose segment failed).
-TOKEN_COLUMNS = ("audio_codes", "audio_t_us", "audio_dur_us", "video_codes", "video_token_t_us", "video_row",
-                 "video_col", "keyframe_t_us", "keyframe_jpeg", "audio_emb", "video_emb")
+#: Written on every row; bump when the meaning of a column changes.
+PIPELINE_VERSION = "2"
+
+#: The column of a packed block (see :func:`pack_records`).
+RECORDS_COLUMN = "records"
+
+#: ``Alignment.status`` (the store's ``sync_status``): the estimate in force right after this
+#: segment reached its aligner; that estimate was lost (aligner restart, wait timed out) and the
+#: stream's newest one stands in for it; the stream had no estimate at all.
+SYNC_MEASURED, SYNC_FALLBACK, SYNC_NONE = SYNC_STATUSES
 
 
-def null_to_none(value):
-    """None for a missing value however a batch format spelled it (None, NaN, "").
+def _i64(n: int = 0) -> np.ndarray:
+    return np.zeros(n, np.int64)
 
-    Text columns that cross Ray Data use "" for "none": a column that is null in one block and a
-    string in another cannot be concatenated.
+
+@dataclass
+class SegmentRecord:
+    """A decoded segment on its way from its source to the tokenizer.
+
+    Attributes:
+        segment: The segment as the tokenizer needs it (its token view: only the frames that
+            get tokens); ``stream_id``, ``index`` and times come from it.
+        source_uri: File path or URL the segment came from.
+        transcript: Sidecar transcript text overlapping the segment, or None.
+        wall_decoded_s: Wall-clock time (Unix s) the source finished decoding it.
     """
-    if value is None or (isinstance(value, str) and value == ""):
-        return None
-    if isinstance(value, float) and value != value:
-        return None
-    if isinstance(value, np.floating) and np.isnan(value):
-        return None
-    return value
+
+    segment: Segment
+    source_uri: str
+    transcript: str | None = None
+    wall_decoded_s: float = 0.0
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.segment.stream_id, self.segment.index)
 
 
-def segment_to_record(seg: Segment, source_uri: str) -> dict:
-    """A decoded segment as a record (raw audio and frames included)."""
-    return {
-        "stream_id": seg.stream_id,
-        "segment_index": np.int64(seg.index),
-        "t_start_us": np.int64(seg.t_start_us),
-        "t_end_us": np.int64(seg.t_end_us),
-        "source_uri": source_uri,
-        "is_final": bool(seg.is_final),
-        "has_audio": seg.audio is not None,
-        "has_video": seg.frames is not None,
-        "audio": seg.audio if seg.audio is not None else np.zeros(0, np.float32),
-        "video": seg.video if seg.video is not None else np.zeros((0, 1, 1, 3), np.uint8),
-        "video_t_us": seg.video_t_us,
-        "audio_rate_hz": np.int64(seg.audio_rate_hz),
-    }
+@dataclass
+class TokenRecord:
+    """A tokenized segment on its way to the writer (raw media dropped).
+
+    Token arrays of one modality share their first dimension; an absent modality has none and
+    a None embedding. A segment that failed to tokenize has no tokens and ``error`` set.
+    """
+
+    stream_id: str
+    segment_index: int
+    t_start_us: int
+    t_end_us: int
+    source_uri: str
+    codebook_version: str
+    transcript: str | None = None
+    audio_codes: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int16))
+    audio_t_us: np.ndarray = field(default_factory=_i64)
+    audio_dur_us: np.ndarray = field(default_factory=_i64)
+    video_codes: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int16))
+    video_t_us: np.ndarray = field(default_factory=_i64)
+    video_row: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int16))
+    video_col: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int16))
+    keyframe_t_us: np.ndarray = field(default_factory=_i64)
+    keyframe_jpeg: list[bytes] = field(default_factory=list)
+    audio_emb: np.ndarray | None = None
+    video_emb: np.ndarray | None = None
+    text_emb: np.ndarray | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    error: str | None = None
+    wall_decoded_s: float = 0.0
+    wall_tokenized_s: float = 0.0
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.stream_id, self.segment_index)
 
 
-def record_to_segment(rec: dict) -> Segment:
-    """Inverse of :func:`segment_to_record` (discontinuities are not carried)."""
-    return Segment(
-        stream_id=str(rec["stream_id"]),
-        index=int(rec["segment_index"]),
-        t_start_us=int(rec["t_start_us"]),
-        t_end_us=int(rec["t_end_us"]),
-        audio=np.asarray(rec["audio"], np.float32) if rec["has_audio"] else None,
-        audio_rate_hz=int(rec["audio_rate_hz"]),
-        frames=list(np.asarray(rec["video"], np.uint8)) if rec["has_video"] else None,
-        video_t_us=np.asarray(rec["video_t_us"], np.int64),
-        is_final=bool(rec["is_final"]),
+@dataclass(frozen=True)
+class Alignment:
+    """The sync estimate a row carries, and where it came from.
+
+    Attributes:
+        status: :data:`SYNC_MEASURED`, :data:`SYNC_FALLBACK` or :data:`SYNC_NONE` (then every
+            number is None and the warp empty).
+        offset_ms: A/V offset, positive = audio late.
+        drift_ppm: Audio clock drift relative to video.
+        confidence: Confidence of the estimate in [0, 1].
+        warp: float64 ``[P, 2]`` rows ``(t_video_s, t_audio_s)``.
+    """
+
+    status: str = SYNC_NONE
+    offset_ms: float | None = None
+    drift_ppm: float | None = None
+    confidence: float | None = None
+    warp: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float64))
+
+    def __post_init__(self) -> None:
+        if self.status not in SYNC_STATUSES:
+            raise InvalidInputError("status", f"must be one of {SYNC_STATUSES}, got {self.status!r}")
+        if (self.status == SYNC_NONE) != (self.offset_ms is None):
+            raise InvalidInputError("offset_ms", f"must be None exactly when status is {SYNC_NONE!r}")
+
+    @classmethod
+    def from_estimate(cls, est: SyncEstimate | None) -> Alignment:
+        """The measured alignment of an estimate (none for None)."""
+        if est is None:
+            return cls()
+        return cls(SYNC_MEASURED, float(est.offset_ms), float(est.drift_ppm), float(est.confidence),
+                   np.asarray(est.warp, np.float64).reshape(-1, 2))
+
+    def as_fallback(self) -> Alignment:
+        """This estimate standing in for a segment's own, lost one."""
+        return self if self.status == SYNC_NONE else replace(self, status=SYNC_FALLBACK)
+
+
+@dataclass(frozen=True)
+class CommitRecord:
+    """What the writer reports to the driver for one segment (progress and metrics).
+
+    Attributes:
+        error: Why the segment was not written (tokenizer or store), or None when it was.
+        sync_status: The ``Alignment.status`` the row was written with.
+    """
+
+    stream_id: str
+    segment_index: int
+    t_start_us: int
+    t_end_us: int
+    error: str | None
+    sync_status: str
+    tokens_in: int
+    tokens_out: int
+    wall_decoded_s: float
+    wall_tokenized_s: float
+    wall_committed_s: float
+
+
+def pack_records(records: list[Any]) -> pa.Table:
+    """A block of one row holding ``records`` (any of the record types), pickled.
+
+    One row, because Ray Data splits a multi-row block larger than ``target_max_block_size``
+    back into one-row blocks; pickled, because numpy arrays then keep dtype and shape and
+    Ray Data's own conversion (Arrow first) fails on nested arrays, slowly, with a warning.
+    """
+    blob = pickle.dumps(list(records), protocol=pickle.HIGHEST_PROTOCOL)
+    return pa.table({RECORDS_COLUMN: pa.array([blob], pa.large_binary())})
+
+
+def unpack_records(batch: dict[str, Any] | pa.Table) -> list[Any]:
+    """The records of a batch of packed rows (a ``map_batches`` batch or a block)."""
+    column = batch.column(RECORDS_COLUMN).to_pylist() if isinstance(batch, pa.Table) else batch[RECORDS_COLUMN]
+    return [rec for blob in column for rec in pickle.loads(blob)]
+
+
+def record_to_row(tok: TokenRecord, alignment: Alignment) -> SegmentRow:
+    """The store row of a tokenized segment and the alignment in force for it: the one place a
+    pipeline record becomes a :class:`~engine.store.schema.SegmentRow`."""
+    return SegmentRow(
+        stream_id=tok.stream_id, segment_index=tok.segment_index, t_start_us=tok.t_start_us,
+        t_end_us=tok.t_end_us, source_uri=tok.source_uri,
+        audio_codes=tok.audio_codes, audio_t_us=tok.audio_t_us, audio_dur_us=tok.audio_dur_us,
+        video_codes=tok.video_codes, video_t_us=tok.video_t_us, video_row=tok.video_row,
+        video_col=tok.video_col, keyframe_t_us=tok.keyframe_t_us, keyframe_jpeg=list(tok.keyframe_jpeg),
+        av_offset_ms=alignment.offset_ms, drift_ppm=alignment.drift_ppm,
+        sync_confidence=alignment.confidence, warp=alignment.warp, sync_status=alignment.status,
+        audio_emb=tok.audio_emb, video_emb=tok.video_emb, text_emb=tok.text_emb,
+        transcript=tok.transcript, codebook_version=tok.codebook_version, pipeline_version=PIPELINE_VERSION,
     )
 
-
-def jpeg_thumbnails(frames, max_side_px: int = 160, quality: int = 80) -> list[bytes]:
-    """JPEG thumbnails of RGB uint8 frames (``[H, W, 3]`` each), longest side at most ``max_side_px``."""
-    from PIL import Image
-
-    out = []
-    for frame in frames:
-        img = Image.fromarray(frame)
-        img.thumbnail((max_side_px, max_side_px))
-        buf = io.BytesIO()
-        img.save(buf, format="JPEG", quality=quality)
-        out.append(buf.getvalue())
-    return out
-
-
-def tokenize_record(tokenizer: Tokenizer, rec: dict, thumbnail_px: int = 160, max_thumbnails: int = 4) -> dict:
-    """Token columns for one segment record (codes with exact times, embeddings, thumbnails).
-
-    Raises:
-        OmniAlignError: If the segment cannot be tokenized (the caller records it on the row).
-    """
-    seg = record_to_segment(rec)
-    tok = tokenizer.encode_segment(seg)
-    a, v = tok.audio, tok.video
-    empty = _empty_tokens(tokenizer.config.audio_quantizers, tokenizer.config.video_quantizers)
-    # keyframes index the tokenized frames; thumbnails for the first few keyframes only (a
-    # segment of busy footage can have dozens, and thumbnails are for browsing, not alignment)
-    kf = tok.video_frames[v.keyframes[:max_thumbnails]] if v is not None else np.zeros(0, np.int64)
-    return {
-        **empty,
-        **({"audio_codes": a.codes.astype(np.int16), "audio_t_us": a.t_us, "audio_dur_us": a.duration_us,
-            "audio_emb": tok.audio_embedding} if a is not None else {}),
-        **({"video_codes": v.codes.astype(np.int16), "video_token_t_us": v.t_us, "video_row": v.row.astype(np.int16),
-            "video_col": v.col.astype(np.int16), "keyframe_t_us": seg.video_t_us[kf],
-            "keyframe_jpeg": jpeg_thumbnails([seg.frames[i] for i in kf], thumbnail_px), "video_emb": tok.video_embedding}
-           if v is not None else {}),
-        "tokens_in": (a.tokens_in if a else 0) + (v.tokens_in if v else 0),
-        "tokens_out": (a.tokens_out if a else 0) + (v.tokens_out if v else 0),
-        "codebook_version": tokenizer.codebook_version,
-        "error": "",
-    }
-
-
-def _empty_tokens(q_audio: int, q_video: int) -> dict:
-    """Token columns with no tokens, typed exactly like real ones (Ray Data concatenates blocks
-    of one column and refuses tensors of different element types)."""
-    i64, i16 = np.zeros(0, np.int64), np.zeros(0, np.int16)
-    return {"audio_codes": np.zeros((0, q_audio), np.int16), "audio_t_us": i64, "audio_dur_us": i64,
-            "video_codes": np.zeros((0, q_video), np.int16), "video_token_t_us": i64, "video_row": i16,
-            "video_col": i16, "keyframe_t_us": i64, "keyframe_jpeg": [], "audio_emb": _ABSENT, "video_emb": _ABSENT}
-
-
-def failed_token_record(tokenizer: Tokenizer, error: Exception) -> dict:
-    """Token columns of a segment that failed to tokenize: no tokens, the reason kept."""
-    return {**_empty_tokens(tokenizer.config.audio_quantizers, tokenizer.config.video_quantizers),
-            "tokens_in": 0, "tokens_out": 0, "codebook_version": tokenizer.codebook_version,
-            "error": f"{type(error).__name__}: {error}"}
-
-
-#: An absent array value. Empty arrays rather than None: Ray Data cannot concatenate blocks
-#: whose tensor column is null in one block and a tensor in another.
-_ABSENT = np.zeros(0, np.float32)
-
-
-def tokenize_records(tokenizer: Tokenizer, recs: list[dict], thumbnail_px: int = 160) -> list[dict]:
-    """Tokenizes records; each output keeps the input's non-raw columns plus token columns."""
-    from engine.errors import OmniAlignError
-
-    out = []
-    for rec in recs:
-        base = {k: v for k, v in rec.items() if k not in RAW_COLUMNS}
-        try:
-            out.append({**base, **tokenize_record(tokenizer, rec, thumbnail_px)})
-        except OmniAlignError as exc:  # this segment fails alone, with its reason on the row
-            out.append({**base, **failed_token_record(tokenizer, exc)})
-    for r in out:  # a null transcript may arrive as None or NaN depending on the batch format
-        t = null_to_none(r.get("transcript"))
-        r["transcript"] = t if isinstance(t, str) else ""
-    texts = [(i, r["transcript"]) for i, r in enumerate(out) if r["transcript"]]
-    if texts:
-        from engine.store.text_embed import get_text_embedder
-
-        embs = get_text_embedder().embed([t for _, t in texts])
-        for (i, _), emb in zip(texts, embs):
-            out[i]["text_emb"] = emb
-    for r in out:
-        r.setdefault("text_emb", _ABSENT)
-    return out

@@ -21,7 +21,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from engine.errors import InvalidInputError
+from engine.errors import InvalidInputError, check_fields
 from engine.media.timeline import US_PER_S
 
 #: Time base used for synthesized video PTS: fine enough for VFR jitter, standard for MPEG.
@@ -84,6 +84,11 @@ class SynthSpec:
     with_audio: bool = True
     with_video: bool = True
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_fields(self, positive=("duration_s", "fps", "width", "height", "sample_rate_hz", "event_every_s"))
+        if not 0 <= self.vfr_jitter < 1:
+            raise InvalidInputError("vfr_jitter", f"must be in [0, 1), got {self.vfr_jitter}")
 
     def offset_s_at(self, t_video_s: float) -> float:
         """Offset in force at a video time, splices applied."""

@@ -29,6 +29,7 @@ av_offset_ms        float64                                 yes   A/V offset (au
 drift_ppm           float64                                 yes   A/V clock drift
 sync_confidence     float32                                 yes   confidence of the offset, [0, 1]
 warp                list<fixed_size_list<float64>[2]>       no    [t_video_s, t_audio_s] path pts
+sync_status         string                                  no    measured / fallback / none
 audio_emb           fixed_size_list<float32>[D_audio]       yes   segment audio embedding
 video_emb           fixed_size_list<float32>[D_video]       yes   segment video embedding
 text_emb            fixed_size_list<float32>[D_text]        yes   MiniLM embedding of transcript
@@ -39,7 +40,9 @@ ingested_at_us      int64                                   no    wall-clock wri
 ==================  ======================================  ====  ==================================
 
 Absent modalities give empty token lists and a null embedding; sync fields are null until the
-aligner has an estimate. Vector columns are fixed-size float32 lists because LanceDB only
+aligner has an estimate; ``sync_status`` says whether a row's estimate is its own
+(``measured``), the stream's newest one standing in for a lost one (``fallback``), or absent
+(``none``). Vector columns are fixed-size float32 lists because LanceDB only
 treats those as vector columns.
 """
 
@@ -56,13 +59,15 @@ import pyarrow as pa
 from engine.errors import InvalidInputError
 
 #: Version of the table layout; stored in the metadata of :func:`segment_schema`.
-STORE_SCHEMA_VERSION = "1"
+STORE_SCHEMA_VERSION = "2"
 #: Key of a segment row.
 KEY_COLUMNS = ("stream_id", "segment_index")
 #: Embedding columns (all searched with cosine distance).
 EMBEDDING_COLUMNS = ("audio_emb", "video_emb", "text_emb")
 #: Distance used for every embedding column, by flat search and indexes alike.
 DISTANCE = "cosine"
+#: Values of ``sync_status``.
+SYNC_STATUSES = ("measured", "fallback", "none")
 _INT16 = np.iinfo(np.int16)
 
 
@@ -135,6 +140,7 @@ def segment_schema(config: StoreConfig) -> pa.Schema:
         f("drift_ppm", pa.float64(), True),
         f("sync_confidence", pa.float32(), True),
         f("warp", pa.list_(pa.list_(pa.float64(), 2))),
+        f("sync_status", pa.string()),
         f("audio_emb", pa.list_(pa.float32(), config.audio_emb_dim), True),
         f("video_emb", pa.list_(pa.float32(), config.video_emb_dim), True),
         f("text_emb", pa.list_(pa.float32(), config.text_emb_dim), True),
@@ -175,6 +181,7 @@ class SegmentRow:
         drift_ppm: Estimated A/V clock drift in parts per million, or ``None``.
         sync_confidence: Confidence of the offset estimate in [0, 1], or ``None``.
         warp: float64 [P, 2] alignment path points ``[t_video_s, t_audio_s]``.
+        sync_status: ``measured``, ``fallback`` or ``none`` (see the module docstring).
         audio_emb: float32 [D_audio] segment audio embedding, or ``None``.
         video_emb: float32 [D_video] segment video embedding, or ``None``.
         text_emb: float32 [D_text] transcript embedding, or ``None``.
@@ -202,6 +209,7 @@ class SegmentRow:
     drift_ppm: Optional[float] = None
     sync_confidence: Optional[float] = None
     warp: np.ndarray = field(default_factory=lambda: _empty(np.float64, 2))
+    sync_status: str = "none"
     audio_emb: Optional[np.ndarray] = None
     video_emb: Optional[np.ndarray] = None
     text_emb: Optional[np.ndarray] = None
@@ -230,7 +238,7 @@ class SegmentRow:
             _validate_row(r, schema)
         cols: dict[str, pa.Array] = {}
         for name in ("stream_id", "source_uri", "codebook_version", "pipeline_version",
-                     "transcript"):
+                     "transcript", "sync_status"):
             cols[name] = pa.array([getattr(r, name) for r in rows], type=pa.string())
         for name in ("segment_index", "t_start_us", "t_end_us"):
             cols[name] = pa.array([int(getattr(r, name)) for r in rows], type=pa.int64())
@@ -277,6 +285,7 @@ class SegmentRow:
                 av_offset_ms=rec["av_offset_ms"], drift_ppm=rec["drift_ppm"],
                 sync_confidence=rec["sync_confidence"],
                 warp=np.asarray(rec["warp"], np.float64).reshape(-1, 2),
+                sync_status=rec["sync_status"],
                 audio_emb=_vector_or_none(rec["audio_emb"]),
                 video_emb=_vector_or_none(rec["video_emb"]),
                 text_emb=_vector_or_none(rec["text_emb"]),
@@ -331,6 +340,8 @@ def _validate_row(r: SegmentRow, schema: pa.Schema) -> None:
             raise bad(name, f"must have shape ({d},), got {v.shape}")
         if not np.isfinite(v).all():
             raise bad(name, "contains NaN or Inf")
+    if r.sync_status not in SYNC_STATUSES:
+        raise bad("sync_status", f"must be one of {SYNC_STATUSES}, got {r.sync_status!r}")
     if r.sync_confidence is not None and not 0.0 <= float(r.sync_confidence) <= 1.0:
         raise bad("sync_confidence", f"must lie in [0, 1], got {r.sync_confidence}")
 

@@ -30,7 +30,7 @@ from typing import Optional, Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engine.errors import OmniAlignError
+from engine.errors import StoreError
 from engine.store.schema import (  # noqa: F401 - re-exported: callers import them from here
     DISTANCE,
     EMBEDDING_COLUMNS,
@@ -40,23 +40,6 @@ from engine.store.schema import (  # noqa: F401 - re-exported: callers import th
     StoreConfig,
     segment_schema,
 )
-
-
-class StoreError(OmniAlignError):
-    """The segment store cannot be used as asked.
-
-    Attributes:
-        input: The table (path) or argument the error is about.
-        reason: Human-readable reason, one line.
-    """
-
-    def __init__(self, input: str, reason: str) -> None:  # noqa: A002 - the domain word
-        self.input = str(input)
-        self.reason = reason
-        super().__init__(f"{self.input}: {reason}")
-
-    def __reduce__(self):  # keep the fields across pickling (Ray tasks, processes)
-        return (type(self), (self.input, self.reason))
 
 
 class SchemaMismatchError(StoreError):

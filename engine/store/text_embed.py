@@ -12,7 +12,6 @@ because ingestion workers and the search service each embed many batches with on
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 from typing import Optional, Sequence
@@ -20,6 +19,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from engine.errors import InvalidInputError
+from engine.hf import no_progress_bars
 
 #: Output dimension of all-MiniLM-L6-v2.
 TEXT_EMB_DIM = 384
@@ -63,15 +63,15 @@ class TextEmbedder:
         with self._lock:
             if self._model is not None:
                 return
-            # No hub access anywhere in omnialign: fail fast instead of trying the network.
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
             import torch  # noqa: F401 - imported here so `import engine.store.text_embed` stays cheap
             from transformers import AutoModel, AutoTokenizer
 
             if not (self.model_dir / "config.json").is_file():
                 raise InvalidInputError("model_dir", f"no config.json in {self.model_dir}")
+            # local_files_only: no hub access anywhere in omnialign (no process-wide env change).
             self._tokenizer = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
-            model = AutoModel.from_pretrained(self.model_dir, local_files_only=True)
+            with no_progress_bars():
+                model = AutoModel.from_pretrained(self.model_dir, local_files_only=True)
             self._model = model.to(self.device).eval()
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:

@@ -25,7 +25,7 @@ from typing import Optional
 import numba
 import numpy as np
 
-from engine.errors import InvalidInputError
+from engine.errors import InvalidInputError, check_fields
 from engine.tokenize.features import Features
 
 
@@ -47,6 +47,10 @@ class CompressionConfig:
     scene_cut_threshold: float = 0.5
     budget_tokens_per_s: float = 128.0
     audio_match_stages: Optional[int] = 2
+
+    def __post_init__(self) -> None:
+        check_fields(self, unit_interval=("keyframe_threshold", "scene_cut_threshold"),
+                     positive=("budget_tokens_per_s", "audio_match_stages"))
 
 
 class _TokenCounts:

@@ -28,7 +28,8 @@ from typing import Literal, Optional, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from engine.errors import InvalidInputError
+from engine.errors import InvalidInputError, check_fields
+from engine.hf import no_progress_bars
 
 _US_PER_S = 1_000_000
 
@@ -136,6 +137,13 @@ class LogMelConfig:
     min_frequency_hz: float = 0.0
     max_frequency_hz: float = 8_000.0
     floor_power: float = 1e-10
+
+    def __post_init__(self) -> None:
+        check_fields(self, positive=("sample_rate_hz", "window_samples", "hop_samples", "num_mels", "floor_power"),
+                     non_negative=("min_frequency_hz",))
+        if not self.min_frequency_hz < self.max_frequency_hz <= self.sample_rate_hz / 2:
+            raise InvalidInputError("max_frequency_hz", f"need min_frequency_hz < max_frequency_hz <= sample_rate_hz / 2, "
+                                    f"got {self.min_frequency_hz}..{self.max_frequency_hz} at {self.sample_rate_hz} Hz")
 
 
 def _hz_to_slaney_mel(hz: np.ndarray) -> np.ndarray:
@@ -346,7 +354,8 @@ class HFEncoderExtractor:
         from transformers import AutoModel
 
         try:
-            self.model = AutoModel.from_pretrained(str(model_dir), local_files_only=True)
+            with no_progress_bars():
+                self.model = AutoModel.from_pretrained(str(model_dir), local_files_only=True)
         except (OSError, ValueError) as exc:
             raise InvalidInputError(str(model_dir), f"cannot load a Hugging Face model: {exc}") from exc
         self.device = torch.device(device)

@@ -35,7 +35,7 @@ from engine.tokenize.compress import (
     merge_regions,
     select_keyframes,
 )
-from engine.errors import InvalidInputError
+from engine.errors import InvalidInputError, check_fields
 from engine.tokenize.features import LogMelConfig, LogMelExtractor, RegionConfig, RegionExtractor
 from engine.media.decode import Segment
 from engine.tokenize.rvq import ResidualVQ
@@ -75,6 +75,10 @@ class TokenizerConfig:
     video_token_fps: float | None = 5.0
     max_fit_vectors: int = 200_000
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_fields(self, positive=("audio_quantizers", "audio_codebook_size", "video_quantizers",
+                                     "video_codebook_size", "video_token_fps", "max_fit_vectors"))
 
     def to_json(self) -> dict:
         return asdict(self)

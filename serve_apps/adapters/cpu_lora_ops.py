@@ -19,7 +19,16 @@ shrink/expand calls of a linear layer. They are pure torch; :func:`install` swap
 
 from __future__ import annotations
 
+import logging
+
 import torch
+
+log = logging.getLogger(__name__)
+
+#: The vLLM release whose CPU LoRA internals these ops were written against and tested with; on
+#: any other release the plugin leaves vLLM alone (its private functions may have other
+#: signatures or meanings there).
+WRITTEN_FOR_VLLM = "0.32.0"
 
 
 def _grouped(inputs: torch.Tensor, weights: torch.Tensor, indices: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | None:
@@ -115,18 +124,29 @@ def add_lora_linear(self, y: torch.Tensor, x: torch.Tensor, lora_a_stacked: tupl
             offset += size
 
 
-def install() -> None:
+def install() -> bool:
     """vLLM general plugin: use these ops in vLLM's CPU LoRA path (every vLLM process).
 
     Registered under the ``vllm.general_plugins`` entry point in ``pyproject.toml``; vLLM calls
-    it in the API process, the engine core and each worker. Idempotent; a vLLM without the
-    torch ops module (another version layout) is left as it is.
+    it in the API process, the engine core and each worker. Idempotent. On a vLLM release other
+    than :data:`WRITTEN_FOR_VLLM`, or one without the torch ops module, it logs one line and
+    leaves vLLM as it is.
+
+    Returns:
+        Whether the ops were installed.
     """
+    import vllm
+
+    if vllm.__version__ != WRITTEN_FOR_VLLM:
+        log.warning("omnialign CPU LoRA ops are written for vLLM %s, found %s: not installed "
+                    "(vLLM's own ops are used)", WRITTEN_FOR_VLLM, vllm.__version__)
+        return False
     try:
         from vllm.lora.ops.torch_ops import lora_ops
         from vllm.lora.punica_wrapper import punica_cpu
     except ImportError:
-        return
+        log.warning("omnialign CPU LoRA ops: vLLM %s has no torch LoRA ops module: not installed", vllm.__version__)
+        return False
     # The sgmv_* functions look the bgmv_* names up in lora_ops' globals; punica_cpu imported
     # the names themselves: both places are replaced.
     for module in (lora_ops, punica_cpu):
@@ -137,3 +157,4 @@ def install() -> None:
     # Linear layers (all LoRA layers of a decoder) take the fused path; embeddings and logits
     # keep vLLM's wrapper methods on the grouped ops above.
     punica_cpu.PunicaWrapperCPU.add_lora_linear = add_lora_linear
+    return True

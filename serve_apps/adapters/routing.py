@@ -102,13 +102,16 @@ class RouterConfig:
     max_lora_rank: int = 32
 
     def __post_init__(self) -> None:
-        if self.top_k < 1 or self.cache_size < 1:
-            raise InvalidInputError("RouterConfig", "top_k and cache_size must be >= 1")
-        if not 0 < self.weight_step <= 1 or not 0 <= self.min_weight < 1:
-            raise InvalidInputError("RouterConfig", "need 0 < weight_step <= 1 and 0 <= min_weight < 1")
+        for name in ("top_k", "cache_size", "max_lora_rank"):
+            if getattr(self, name) < 1:
+                raise InvalidInputError(name, f"must be >= 1, got {getattr(self, name)}")
+        if not 0 < self.weight_step <= 1:
+            raise InvalidInputError("weight_step", f"need 0 < weight_step <= 1, got {self.weight_step}")
+        if not 0 <= self.min_weight < 1:
+            raise InvalidInputError("min_weight", f"need 0 <= min_weight < 1, got {self.min_weight}")
         if abs(1 / self.weight_step - round(1 / self.weight_step)) > 1e-9:
             # Otherwise a lone adapter's weight 1.0 would round to less (0.3 -> 0.9).
-            raise InvalidInputError("RouterConfig", f"weight_step {self.weight_step} must divide 1")
+            raise InvalidInputError("weight_step", f"{self.weight_step} must divide 1")
 
 
 @dataclass(frozen=True)

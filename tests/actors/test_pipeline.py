@@ -65,6 +65,8 @@ def test_every_segment_once_bad_source_fails_alone_and_reingest_adds_nothing(ray
     # every row carries the warp in force for it, and the final offsets are right
     row = store.get(default_stream_id(media["clips"][2]), 2)
     assert row.warp.shape[1] == 2 and row.codebook_version and row.keyframe_jpeg
+    # no aligner died: every row carries its own segment's estimate
+    assert {store.get(default_stream_id(c), i).sync_status for c in media["clips"] for i in range(3)} == {"measured"}
     assert abs(by_id[default_stream_id(media["clips"][2])].offset_ms - 250.0) <= 10.0
 
     again = run_ingest(media["clips"], config)
@@ -83,6 +85,11 @@ def test_actor_deaths_mid_stream_lose_and_duplicate_nothing(ray_local, media, tm
     assert store.count() == 9 and summary.rows_total == 9
     for clip in media["clips"]:
         assert store.committed_indexes(default_stream_id(clip)) == {0, 1, 2}
+    # The aligner restarted empty: a row whose own estimate was lost says so, none silently.
+    statuses = [store.get(default_stream_id(c), i) for c in media["clips"] for i in range(3)]
+    for row in statuses:
+        assert row.sync_status in {"measured", "fallback", "none"}
+        assert (row.av_offset_ms is None) == (row.sync_status == "none")
 
 
 def _free_port() -> int:

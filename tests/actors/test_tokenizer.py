@@ -10,7 +10,7 @@ import pytest
 from actors.tokenizer import TokenizeSegments, tokenizer_resources
 from engine.tokenize.features import RegionConfig
 from engine.media.decode import MediaConfig, iter_segments
-from engine.ingest.records import segment_to_record
+from engine.ingest.records import SegmentRecord, pack_records, unpack_records
 from engine.media.synth import SynthSpec
 from engine.tokenize.tokenizer import Tokenizer, TokenizerConfig
 
@@ -30,24 +30,25 @@ def test_actor_pool_tokenizes_like_the_engine(ray_local, clip_factory, tmp_path)
     tok = Tokenizer.fit(segs, SMALL)
     folder = str(tok.save(tmp_path / "cb"))
     bad = replace(segs[1], audio=np.full_like(segs[1].audio, np.nan))  # one broken segment
-    records = [segment_to_record(s, truth.path) for s in (segs[0], bad, *segs[2:])]
-    ds = ray.data.from_items(records).map_batches(
+    records = [SegmentRecord(s, truth.path) for s in (segs[0], bad, *segs[2:])]
+    ds = ray.data.from_arrow([pack_records([r]) for r in records]).map_batches(
         TokenizeSegments, fn_constructor_kwargs={"codebooks_dir": folder}, batch_size=1,
         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=2), **tokenizer_resources(num_cpus=0.5),
     )
-    rows = sorted(ds.take_all(), key=lambda r: r["segment_index"])
-    assert [r["segment_index"] for r in rows] == list(range(len(segs)))
-    assert "audio" not in rows[0] and "video" not in rows[0]  # raw media dropped
-    assert rows[1]["error"].startswith("InvalidInputError") and np.asarray(rows[1]["audio_codes"]).size == 0
+    rows = sorted(unpack_records(_table(ds)),
+                  key=lambda r: r.segment_index)
+    assert [r.segment_index for r in rows] == list(range(len(segs)))
+    assert not hasattr(rows[0], "segment") and not hasattr(rows[0], "audio")  # raw media dropped
+    assert rows[1].error.startswith("InvalidInputError") and rows[1].audio_codes.size == 0
     for seg, row in zip(segs, rows):
         if seg.index == 1:
             continue
-        assert row["error"] == "" and row["codebook_version"] == tok.codebook_version
+        assert row.error is None and row.codebook_version == tok.codebook_version
         ref = tok.encode_segment(seg)
-        np.testing.assert_array_equal(np.asarray(row["audio_codes"]), ref.audio.codes.astype(np.int16))
-        np.testing.assert_array_equal(np.asarray(row["video_codes"]), ref.video.codes.astype(np.int16))
-        np.testing.assert_array_equal(np.asarray(row["video_token_t_us"]), ref.video.t_us)
-        assert len(row["keyframe_jpeg"]) == min(4, len(ref.video.keyframes)) and bytes(row["keyframe_jpeg"][0][:2]) == b"\xff\xd8"
+        np.testing.assert_array_equal(row.audio_codes, ref.audio.codes.astype(np.int16))
+        np.testing.assert_array_equal(row.video_codes, ref.video.codes.astype(np.int16))
+        np.testing.assert_array_equal(row.video_t_us, ref.video.t_us)
+        assert len(row.keyframe_jpeg) == min(4, len(ref.video.keyframes)) and bytes(row.keyframe_jpeg[0][:2]) == b"\xff\xd8"
 
 
 def test_rows_carrying_segment_batches_tokenize_like_one_record_per_row(ray_local, clip_factory, tmp_path):
@@ -55,23 +56,31 @@ def test_rows_carrying_segment_batches_tokenize_like_one_record_per_row(ray_loca
     must give exactly the rows it gives for those records one per row."""
     import ray
 
-    from actors.queue_datasource import batch_block
-    from actors.tokenizer import SEGMENTS_COLUMN
+    from engine.ingest.records import RECORDS_COLUMN
 
     truth = clip_factory(SynthSpec(duration_s=5.0, seed=42), "batch_tok.mp4")
     segs = list(iter_segments(truth.path, MediaConfig(video_width=96, video_height=64)))
     folder = str(Tokenizer.fit(segs, SMALL).save(tmp_path / "cb"))
-    records = [segment_to_record(s, truth.path) for s in segs]
+    records = [SegmentRecord(s, truth.path) for s in segs]
     kwargs = {"fn_constructor_kwargs": {"codebooks_dir": folder}, "batch_size": 1,
               "compute": ray.data.ActorPoolStrategy(size=1), **tokenizer_resources(num_cpus=0.5)}
-    single = ray.data.from_items(records).map_batches(TokenizeSegments, **kwargs).take_all()
-    block = batch_block(records[:2])  # two batches: [0, 1] and [2, ...]
-    rest = batch_block(records[2:])
-    assert block.num_rows == rest.num_rows == 1 and block.column_names == [SEGMENTS_COLUMN]  # one row per batch
-    batched = ray.data.from_arrow([block, rest]).map_batches(TokenizeSegments, **kwargs).take_all()
-    key = lambda r: r["segment_index"]  # noqa: E731
+    single = unpack_records(_table(ray.data.from_arrow([pack_records([r]) for r in records]).map_batches(TokenizeSegments, **kwargs)))
+    block = pack_records(records[:2])  # two batches: [0, 1] and [2, ...]
+    rest = pack_records(records[2:])
+    assert block.num_rows == rest.num_rows == 1 and block.column_names == [RECORDS_COLUMN]  # one row per batch
+    out = ray.data.from_arrow([block, rest]).map_batches(TokenizeSegments, **kwargs)
+    assert out.count() == 2  # one output row per input batch
+    batched = unpack_records(_table(out))
+    key = lambda r: r.segment_index  # noqa: E731
     assert [key(r) for r in sorted(batched, key=key)] == list(range(len(segs)))
     for a, b in zip(sorted(single, key=key), sorted(batched, key=key)):
-        for col in ("audio_codes", "video_codes", "video_token_t_us", "audio_emb", "video_emb"):
-            np.testing.assert_array_equal(np.asarray(a[col]), np.asarray(b[col]))
-        assert a["error"] == b["error"] == ""
+        for col in ("audio_codes", "video_codes", "video_t_us", "audio_emb", "video_emb"):
+            np.testing.assert_array_equal(getattr(a, col), getattr(b, col))
+        assert a.error is b.error is None
+
+
+def _table(ds):
+    import pyarrow as pa
+    import ray
+
+    return pa.concat_tables([ray.get(ref) for ref in ds.to_arrow_refs()])

@@ -47,6 +47,8 @@ import torch
 import triton
 import triton.language as tl
 
+from engine.errors import InvalidInputError
+
 
 @dataclass(frozen=True)
 class KernelConfig:
@@ -63,14 +65,29 @@ class KernelConfig:
         topm: Running candidates per row re-checked in fp32, 1..3 (v2 only; v1 is 2).
     """
 
-    block_m: int = 128
+    # Defaults: v1 [m64 k128 w4 s3], the fastest configuration measured on the H200 (13.0 ms on
+    # 1M x 128, Q=8, K=1024; bf16 ties only). Switch to the best exact v2 variant of
+    # benchmarks/gpu_rvq.py once one is measured faster (these lines only).
+    block_m: int = 64
     block_k: int = 128
-    num_warps: int = 8
+    num_warps: int = 4
     num_stages: int = 3
-    kernel: str = "v2"
-    operand: str = "fp16"
+    kernel: str = "v1"
+    operand: str = "bf16"
     tile_top: int = 2
-    topm: int = 3
+    topm: int = 2
+
+    def __post_init__(self) -> None:
+        if self.kernel not in ("v1", "v2"):
+            raise InvalidInputError("kernel", f"must be 'v1' or 'v2', got {self.kernel!r}")
+        if self.operand not in ("bf16", "fp16"):
+            raise InvalidInputError("operand", f"must be 'bf16' or 'fp16', got {self.operand!r}")
+        for name in ("tile_top", "topm"):
+            if not 1 <= getattr(self, name) <= 3:
+                raise InvalidInputError(name, f"must be 1..3, got {getattr(self, name)}")
+        for name in ("block_m", "block_k", "num_warps", "num_stages"):
+            if getattr(self, name) < 1:
+                raise InvalidInputError(name, f"must be >= 1, got {getattr(self, name)}")
 
     def label(self) -> str:
         shape = f"m{self.block_m} k{self.block_k} w{self.num_warps} s{self.num_stages}"
@@ -79,11 +96,8 @@ class KernelConfig:
         return f"v2 {self.operand} t{self.tile_top}/top{self.topm} [{shape}]"
 
 
-#: Default launch configuration used by engine/tokenize/rvq.py's CUDA path. v1 [m64 k128 w4 s3] was the
-#: fastest measured on the H200 (13.0 ms, bf16-ties); switch to the best *exact* v2 variant of
-#: benchmarks/gpu_rvq.py once measured (one line).
-DEFAULT_CONFIG = KernelConfig(block_m=64, block_k=128, num_warps=4, num_stages=3, kernel="v1",
-                              operand="bf16", tile_top=2, topm=2)
+#: The launch configuration engine/tokenize/rvq.py's CUDA path uses: the dataclass defaults.
+DEFAULT_CONFIG = KernelConfig()
 
 @triton.jit
 def _rvq_encode_kernel_v1(

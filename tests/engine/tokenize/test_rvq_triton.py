@@ -188,3 +188,20 @@ def test_triplets_in_one_tile_need_three_per_tile(interpreted):
     case = interpreted["triplets_adjacent"]
     for name in _exact_variants(interpreted, min_topm=3, min_tile_top=3):
         assert case[name]["mismatch"] == 0, (name, case)
+
+
+def test_kernel_config_defaults_are_the_fastest_measured_on_the_gpu():
+    """``KernelConfig()`` is ``DEFAULT_CONFIG`` and both are the fastest fused configuration of the
+    committed H200 run (``benchmarks/results/gpu_check_rvq_v1.json``)."""
+    import json
+    import re
+
+    from engine.tokenize.kernels.rvq_triton import DEFAULT_CONFIG, KernelConfig
+
+    rows = json.loads((REPO / "benchmarks/results/gpu_check_rvq_v1.json").read_text())["results"]["rvq"]
+    fused = [r for r in rows if r["name"].startswith("triton_fused[")]
+    best = min(fused, key=lambda r: r["time_ms"])
+    m, k, w, s = map(int, re.fullmatch(r"triton_fused\[m(\d+) k(\d+) w(\d+) s(\d+)\]", best["name"]).groups())
+    assert KernelConfig() == DEFAULT_CONFIG
+    assert (DEFAULT_CONFIG.kernel, DEFAULT_CONFIG.block_m, DEFAULT_CONFIG.block_k, DEFAULT_CONFIG.num_warps,
+            DEFAULT_CONFIG.num_stages) == ("v1", m, k, w, s)

@@ -91,3 +91,18 @@ def test_fused_linear_adds_each_tokens_adapter_update_per_slice(batch):
                 want[i] += torch.cat([(x[i] @ a_[idx[i], 0].T * 0.5) @ b_[idx[i], 0].T for a_, b_ in zip(a, b)])
         lora_cpu.add_lora_linear(SimpleNamespace(token_lora_indices=idx), y, x, a, b, 0.5, slices)
         torch.testing.assert_close(y, want, rtol=1e-4, atol=1e-4)
+
+
+def test_install_leaves_another_vllm_release_alone(monkeypatch, caplog):
+    # Another vLLM release cannot be installed here; its version string is what the plugin reads.
+    import vllm
+    from vllm.lora.punica_wrapper import punica_cpu
+
+    before = {name: getattr(reference, name) for name in REF} | {"linear": punica_cpu.PunicaWrapperCPU.add_lora_linear}
+    monkeypatch.setattr(vllm, "__version__", "0.99.0")
+    with caplog.at_level("WARNING", logger=lora_cpu.__name__):
+        assert lora_cpu.install() is False
+    after = {name: getattr(reference, name) for name in REF} | {"linear": punica_cpu.PunicaWrapperCPU.add_lora_linear}
+    assert after == before
+    msgs = [r.getMessage() for r in caplog.records if r.name == lora_cpu.__name__]
+    assert len(msgs) == 1 and "0.99.0" in msgs[0] and lora_cpu.WRITTEN_FOR_VLLM in msgs[0]
