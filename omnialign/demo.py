@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from omnialign.commands.common import print_table
+from omnialign.progress import Progress
 
 CLIPS = (
     # offset_ms, drift_ppm, (sentence for the first half, sentence for the second half)
@@ -58,20 +59,23 @@ def run_demo(out_dir: str) -> int:
     print(f"1. synthesized {len(clips)} clips of {DURATION_S:.0f} s (H.264 + AAC, transcripts) in {out}")
 
     t0 = time.perf_counter()
-    segs = (s for c in clips for s in iter_segments(c, MediaConfig(video_max_fps=5)))
-    tok = Tokenizer.fit(segs)
+    progress = Progress(label="   reading clips for the codebooks")
+    tok = Tokenizer.fit(_counted((s for c in clips for s in iter_segments(c, MediaConfig(video_max_fps=5))), progress))
+    progress.done()
     tok.save(db / "codebooks")
     print(f"2. fitted RVQ codebooks {tok.codebook_version} ({tok.config.audio_quantizers}x{tok.config.audio_codebook_size} "
           f"audio, {tok.config.video_quantizers}x{tok.config.video_codebook_size} video) in {time.perf_counter() - t0:.1f} s")
 
     from actors.pipeline import run_ingest
     from engine.ingest.pipeline import PipelineConfig
-    from omnialign.commands.ingest import init_ray
+    from actors.runtime import init_ray
 
-    init_ray(None)
+    init_ray()
     print(f"3. ingesting the {len(clips)} clips live (real-time pace) in parallel on local Ray ...")
     config = PipelineConfig(db_dir=str(db), codebooks_dir=str(db / "codebooks"), live=True)
-    summary = run_ingest(clips, config)
+    progress = Progress(label="   ingest")
+    summary = run_ingest(clips, config, on_row=lambda _row, s: progress.update(segments=s.rows_total, media_s=s.media_s))
+    progress.done()
     rows = []
     for s in summary.streams:
         spec = truths[s.stream_id]
@@ -98,6 +102,16 @@ def run_demo(out_dir: str) -> int:
     print(f"5. wrote {png} (estimated vs true A/V warp per stream)")
     failed = [s for s in summary.streams if s.error]
     return 1 if failed else 0
+
+
+def _counted(segments, progress: Progress):
+    """Yields ``segments``, showing how many (and how much media) went by."""
+    n, media_s = 0, 0.0
+    for seg in segments:
+        n += 1
+        media_s += (seg.t_end_us - seg.t_start_us) / 1e6
+        progress.update(segments=n, media_s=media_s)
+        yield seg
 
 
 def _f(v, spec: str) -> str:

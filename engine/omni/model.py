@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from engine.errors import InvalidInputError
+from engine.hf import no_progress_bars
 from engine.omni.vocab import VOCAB_FILE, OmniVocab
 
 ENDOFTEXT, IM_START, IM_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
@@ -208,7 +209,8 @@ def save_model(model, tokenizer, vocab: OmniVocab | None, out: str | Path) -> Pa
     """Writes model (safetensors), tokenizer and, for omni models, ``omni_vocab.json`` into ``out``."""
     path = Path(out)
     path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(path, safe_serialization=True)
+    with no_progress_bars():
+        model.save_pretrained(path, safe_serialization=True)
     tokenizer.save_pretrained(path)
     if vocab is not None:
         vocab.save(path)
@@ -227,7 +229,8 @@ def load_model(directory: str | Path):
     if not (path / "config.json").is_file():
         raise InvalidInputError(str(path), "no config.json: not a Hugging Face model folder")
     try:  # local_files_only: a local folder, never the hub
-        model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True).eval()
+        with no_progress_bars():
+            model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True).eval()
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError, KeyError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

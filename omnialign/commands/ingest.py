@@ -50,25 +50,9 @@ def ensure_codebooks(codebooks: Path, sources: list[str], segment_s: float) -> N
     Tokenizer.fit(segments()).save(codebooks)
 
 
-def init_ray(address: str | None) -> None:
-    """Connects to a cluster, or starts a local Ray quietly (progress comes from omnialign)."""
-    import logging
-
-    import ray
-
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = False
-    ctx.print_on_execution_start = False
-    # The detectors' periodic checks (and their "high memory" advice for the tokenizer pool,
-    # which holds codebooks by design) cost driver CPU and only add log noise to a live ingest.
-    ctx.issue_detectors_config.detectors = []
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
-
-
 def run(args: argparse.Namespace) -> int:
     from actors.pipeline import run_ingest
+    from actors.runtime import init_ray
     from engine.ingest.pipeline import PipelineConfig
     from omnialign.progress import Progress
 

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     }
     from ray import serve
 
-    from omnialign.commands.ingest import init_ray
+    from actors.runtime import init_ray
     from serve_apps.app import build_app
 
     app = build_app(app_args)  # validates the arguments before Ray starts
