@@ -44,6 +44,38 @@ _READ_AHEAD_BLOCKS = 4
 #: Block size target while ingesting: smaller than any segment record (128 KB of audio alone).
 _STREAMING_BLOCK_BYTES = 64 * 1024
 
+#: CPUs of the read task and of the writer actor (light: they move records, the tokenizers work).
+_READ_NUM_CPUS = 0.05
+_WRITER_NUM_CPUS = 0.1
+
+
+#: Bundles of :func:`pipeline_bundles`: the driver, read task, writer, sources and aligners; the
+#: tokenizer pool at its maximum.
+HEAD_BUNDLE, TOKENIZER_BUNDLE = 0, 1
+
+
+def pipeline_bundles(config: PipelineConfig, driver_num_cpus: float = 0.0) -> list[dict[str, float]]:
+    """The resources one :func:`run_ingest` of a single stream requests, as two placement-group
+    bundles (see :data:`HEAD_BUNDLE`). A caller that reserves them at once never has two
+    pipelines each holding part of what both need (a deadlock on a full cluster). Each stage is
+    pinned to its bundle: with "any bundle", a read task that started first could take part of a
+    tokenizer's share and leave the tokenizer nowhere to go (seen: a stream stuck at 0 rows)."""
+    head = {"CPU": driver_num_cpus + _READ_NUM_CPUS + _WRITER_NUM_CPUS + config.source_num_cpus}
+    n = config.tokenizer_max_actors
+    tok = {{"num_cpus": "CPU", "num_gpus": "GPU"}[k]: v * n
+           for k, v in tokenizer_resources(config.tokenizer_num_cpus, config.tokenizer_num_gpus).items() if v}
+    return [head, tok] if tok else [head]
+
+
+def _placement(placement_group, bundle: int) -> dict:
+    """Ray options that put an actor or task into ``bundle`` of the group (none without one)."""
+    if placement_group is None:
+        return {}
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    return {"scheduling_strategy": PlacementGroupSchedulingStrategy(
+        placement_group, placement_group_bundle_index=bundle, placement_group_capture_child_tasks=False)}
+
 
 @dataclass
 class IngestSummary:
@@ -74,7 +106,7 @@ class IngestSummary:
 
 def run_ingest(sources: Sequence[str], config: PipelineConfig,
                on_row: Callable[[CommitRecord, IngestSummary], None] | None = None,
-               stream_ids: dict[str, str] | None = None) -> IngestSummary:
+               stream_ids: dict[str, str] | None = None, placement_group=None) -> IngestSummary:
     """Ingests ``sources`` into the LanceDB table; Ray must already be initialized.
 
     Args:
@@ -83,6 +115,8 @@ def run_ingest(sources: Sequence[str], config: PipelineConfig,
         on_row: Called in the driver with every segment's :class:`CommitRecord` (progress display).
         stream_ids: Stream id per source (as expanded; e.g. the id a client gave over HTTP);
             sources not in it get :func:`engine.media.sources.default_stream_id`.
+        placement_group: Run every actor and task of the pipeline in this group, made of
+            :func:`pipeline_bundles` (None: anywhere in the cluster).
 
     Returns:
         Per-stream results (a bad source fails alone, with its error) and totals.
@@ -105,22 +139,21 @@ def run_ingest(sources: Sequence[str], config: PipelineConfig,
 
     aligners = None
     actors: list = []
-    data_context = ray.data.DataContext.get_current()
-    saved_block_bytes = data_context.target_max_block_size
     try:
-        aligners = [AlignerActor.options(num_cpus=0).remote(config.sync, config.sync_window_s, config.fault_injection)
+        head = _placement(placement_group, HEAD_BUNDLE)
+        aligners = [AlignerActor.options(num_cpus=0, **head).remote(config.sync, config.sync_window_s, config.fault_injection)
                     for _ in range(max(1, min(config.aligner_actors, len(by_id))))]
         runs, hosted = {}, {}
         per_actor = config.streams_per_source_actor
         for i, s in enumerate(summary.streams):
             if i % per_actor == 0:
-                actors.append(SourceActor.options(num_cpus=config.source_num_cpus, max_concurrency=per_actor + 1)
+                actors.append(SourceActor.options(num_cpus=config.source_num_cpus, max_concurrency=per_actor + 1, **head)
                               .remote(config, tokenizer.config.video_token_fps))
                 hosted[actors[-1]] = []
             hosted[actors[-1]].append(s.stream_id)
             runs[s.stream_id] = actors[-1].run.remote(s.stream_id, s.source_uri, aligner_for(aligners, s.stream_id),
                                                       store.committed_indexes(s.stream_id))
-        ds = _build_dataset(hosted, runs, aligners, config, store.config)
+        ds = _build_dataset(hosted, runs, aligners, config, store.config, placement_group)
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=0):
             for row in unpack_records(batch):
                 s = by_id[row.stream_id]
@@ -153,7 +186,6 @@ def run_ingest(sources: Sequence[str], config: PipelineConfig,
                 metrics.sync_confidence.labels(s.stream_id).set(s.confidence)
         store.ensure_indexes()
     finally:
-        data_context.target_max_block_size = saved_block_bytes  # the caller's settings, as they were
         for a in [*actors, *(aligners or [])]:
             ray.kill(a)
         metrics.close()
@@ -161,11 +193,25 @@ def run_ingest(sources: Sequence[str], config: PipelineConfig,
     return summary
 
 
-def _build_dataset(sources: dict, runs: dict, aligners: list, config: PipelineConfig, store_config: StoreConfig) -> ray.data.Dataset:
+def _build_dataset(sources: dict, runs: dict, aligners: list, config: PipelineConfig, store_config: StoreConfig,
+                   placement_group) -> ray.data.Dataset:
     """source actors → tokenize (autoscaling actor pool) → attach alignment and write."""
     # Ray Data holds a read task's output until a block reaches target_max_block_size; below one
-    # segment's size every taken batch is released downstream at once (streaming).
-    ray.data.DataContext.get_current().target_max_block_size = _STREAMING_BLOCK_BYTES
+    # segment's size every taken batch is released downstream at once (streaming). Ray copies the
+    # current DataContext into a dataset when it is created, so the setting is made for that
+    # moment only and the caller's context is left as it was.
+    ctx = ray.data.DataContext.get_current()
+    saved_block_bytes = ctx.target_max_block_size
+    ctx.target_max_block_size = _STREAMING_BLOCK_BYTES
+    try:
+        return _operators(sources, runs, aligners, config, store_config, placement_group)
+    finally:
+        ctx.target_max_block_size = saved_block_bytes
+
+
+def _operators(sources: dict, runs: dict, aligners: list, config: PipelineConfig, store_config: StoreConfig,
+               placement_group) -> ray.data.Dataset:
+    head, tok = _placement(placement_group, HEAD_BUNDLE), _placement(placement_group, TOKENIZER_BUNDLE)
     # The tokenizer pool starts at its maximum: an actor the autoscaler adds later starts (imports
     # torch, loads codebooks) exactly when the pipeline is busiest, which measured slower; the
     # autoscaler still scales idle actors down to the minimum.
@@ -187,14 +233,16 @@ def _build_dataset(sources: dict, runs: dict, aligners: list, config: PipelineCo
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated", category=RayDeprecationWarning)
-        ds = ray.data.read_datasource(SegmentQueueDatasource(sources, runs), override_num_blocks=1, num_cpus=0.05,
-                                      ray_remote_args={"max_retries": 0,
+        ds = ray.data.read_datasource(SegmentQueueDatasource(sources, runs), override_num_blocks=1, num_cpus=_READ_NUM_CPUS,
+                                      ray_remote_args={"max_retries": 0, **head,
                                                        "_generator_backpressure_num_objects": 2 * _READ_AHEAD_BLOCKS})
     ds = ds.map_batches(TokenizeSegments, batch_size=1,
                         fn_constructor_kwargs={"codebooks_dir": config.codebooks_dir, "fault_injection": config.fault_injection},
                         compute=ray.data.ActorPoolStrategy(min_size=config.tokenizer_min_actors, max_size=config.tokenizer_max_actors,
                                                            initial_size=initial),
-                        **tokenizer_resources(config.tokenizer_num_cpus, config.tokenizer_num_gpus))
-    return ds.map_batches(WriteRows, batch_size=config.writer_batch_rows,
+                        **tokenizer_resources(config.tokenizer_num_cpus, config.tokenizer_num_gpus), **tok)
+    # batch_size=1: one packed row (one take's segments) per call; WriteRows commits it in chunks
+    # of writer_batch_rows segments.
+    return ds.map_batches(WriteRows, batch_size=1,
                           fn_constructor_kwargs={"config": config, "store_config": store_config, "aligners": aligners},
-                          compute=ray.data.ActorPoolStrategy(size=1), num_cpus=0.1)
+                          compute=ray.data.ActorPoolStrategy(size=1), num_cpus=_WRITER_NUM_CPUS, **head)

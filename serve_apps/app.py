@@ -1,9 +1,9 @@
 """Application builder: ``serve run serve_apps.app:build_app`` / ``serve deploy serve_apps/config.yaml``.
 
 Four deployments composed by handles: the ``OmniIngress`` (HTTP) calls ``AdapterRouter`` (which
-adapter), ``LLMEngine`` (vLLM) and ``IngestManager`` (ingest tasks). Each has its own resources,
-autoscaling and queue limits, below as defaults; the ``deployments:`` section of a Serve config
-file (or ``options`` here) overrides them per deployment name.
+adapter), ``LLMEngine`` (vLLM) and ``IngestManager`` (one ingest pipeline per stream). Each has
+its own resources, autoscaling and queue limits, below as defaults; the ``deployments:`` section
+of a Serve config file (or ``options`` here) overrides them per deployment name.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ def default_options(cfg: AppConfig) -> dict[str, dict]:
                       "health_check_period_s": 10, "health_check_timeout_s": 60},
         "AdapterRouter": {"max_ongoing_requests": 64, "ray_actor_options": {"num_cpus": 0.1},
                           "autoscaling_config": {"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 16}},
-        "IngestManager": {"max_ongoing_requests": 32, "ray_actor_options": {"num_cpus": 0.1}},
+        # One replica: it owns the drivers of the streams it started.
+        "IngestManager": {"num_replicas": 1, "max_ongoing_requests": 32, "ray_actor_options": {"num_cpus": 0.1}},
         "OmniIngress": {"max_ongoing_requests": 128, "max_queued_requests": 256,
                         "ray_actor_options": {"num_cpus": 0.1, "runtime_env": env},
                         "autoscaling_config": {"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 32,
@@ -71,6 +72,11 @@ def build_app(args: dict) -> Application:
     engine = LLMEngine.options(**opts["LLMEngine"]).bind(asdict(cfg.engine))
     router = AdapterRouter.options(**opts["AdapterRouter"]).bind(cfg.engine.model_dir, asdict(cfg.routing),
                                                                  cfg.engine.max_lora_rank)
-    ingest = IngestManager.options(**opts["IngestManager"]).bind(cfg.store.db_dir, cfg.store.codebooks,
-                                                                 cfg.store.segment_s, cfg.store.ingest_num_cpus)
-    return OmniIngress.options(**opts["OmniIngress"]).bind(engine, router, ingest, cfg.to_args())
+    return OmniIngress.options(**opts["OmniIngress"]).bind(engine, router, ingest_manager(cfg, opts["IngestManager"]),
+                                                           cfg.to_args())
+
+
+def ingest_manager(cfg: AppConfig, options: dict) -> Application:
+    """The bound ``IngestManager``: HTTP ingests run the Ray Data pipeline with ``cfg.store``'s settings."""
+    return IngestManager.options(**options).bind(cfg.store.pipeline_config(), cfg.store.ingest_num_cpus,
+                                                 cfg.store.ingest_max_restarts)

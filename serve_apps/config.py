@@ -7,10 +7,12 @@ rejects unknown keys, so a typo in the YAML fails at deploy time, not at the fir
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
-from engine.errors import InvalidInputError
+from engine.errors import InvalidInputError, check_fields
+from engine.ingest.pipeline import PipelineConfig
+from serve_apps.adapters.routing import RouterConfig
 from serve_apps.ingest_policy import IngestPolicy
 
 
@@ -43,6 +45,10 @@ class EngineConfig:
     kv_cache_gib: int = 1
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        check_fields(self, positive=("max_model_len", "max_num_seqs", "max_loras", "max_cpu_loras", "max_lora_rank",
+                                     "kv_cache_gib"))
+
 
 @dataclass(frozen=True)
 class LimitsConfig:
@@ -62,33 +68,81 @@ class LimitsConfig:
     max_segment_span_s: float = 120.0
     max_inline_media_bytes: int = 4 * 1024 * 1024
 
+    def __post_init__(self) -> None:
+        check_fields(self, positive=("max_body_bytes", "max_upload_bytes", "max_tokens", "max_segment_span_s",
+                                     "max_inline_media_bytes"))
+
 
 @dataclass(frozen=True)
 class StoreSettings:
     """Where segments live and how ingestion over HTTP runs.
 
+    ``POST /v1/ingest`` runs the same Ray Data pipeline as ``omnialign ingest``
+    (:func:`actors.pipeline.run_ingest`), one pipeline per stream, driven by its own actor.
+
     Attributes:
         db_dir: LanceDB folder searched and written by ``/v1/ingest``.
         codebooks_dir: Tokenizer folder; empty = ``<db_dir>/codebooks``.
         upload_dir: Uploaded files are saved here (inside ``allowed_roots`` implicitly).
-        ingest_num_cpus: CPUs reserved per ingest task (one Ray task per stream).
+        ingest_num_cpus: CPUs reserved by each stream's pipeline driver (it only iterates the
+            pipeline's output; the work runs in the pipeline's actors, sized by ``pipeline``).
+        ingest_max_restarts: Times a stream's driver is relaunched after it died (node loss,
+            OOM kill); a relaunch resumes after the segments already committed.
         segment_s: Segment length of HTTP-ingested streams, seconds.
+        pipeline: :class:`engine.ingest.pipeline.PipelineConfig` fields for HTTP-ingested
+            streams, e.g. ``{tokenizer_max_actors: 4, tokenizer_num_gpus: 0.25}``. ``db_dir``,
+            ``codebooks_dir``, ``segment_s`` come from above, ``live`` from the request, and
+            ``metrics_port`` is not allowed (the ingress ``/metrics`` shows ingest metrics).
     """
 
     db_dir: str = ""
     codebooks_dir: str = ""
     upload_dir: str = ""
-    ingest_num_cpus: float = 0.5
+    ingest_num_cpus: float = 0.1
+    ingest_max_restarts: int = 2
     segment_s: float = 2.0
+    pipeline: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.ingest_max_restarts < 0:
+            raise InvalidInputError("store.ingest_max_restarts", f"must be >= 0, got {self.ingest_max_restarts}")
+        self.pipeline_config()  # bad pipeline keys or values fail at deploy time
 
     @property
     def codebooks(self) -> str:
         return self.codebooks_dir or f"{self.db_dir}/codebooks"
 
+    def pipeline_config(self) -> PipelineConfig:
+        """The pipeline configuration of HTTP-ingested streams (``live`` off; set per request)."""
+        # Nested configs (e.g. ``sync``, a dataclass built by a factory) are not settable here.
+        allowed = {f.name for f in fields(PipelineConfig) if f.default_factory is MISSING} - _PIPELINE_FIXED
+        bad = set(self.pipeline) - allowed
+        if bad:
+            raise InvalidInputError("store.pipeline", f"unknown or fixed keys {sorted(bad)}; allowed: {sorted(allowed)}")
+        try:
+            return PipelineConfig(db_dir=self.db_dir, codebooks_dir=self.codebooks, segment_s=self.segment_s,
+                                  **{k: _tuples(v) for k, v in self.pipeline.items()})
+        except TypeError as exc:
+            raise InvalidInputError("store.pipeline", str(exc)) from None
+
+
+#: PipelineConfig fields ``store.pipeline`` may not set (see :class:`StoreSettings`).
+_PIPELINE_FIXED = {"db_dir", "codebooks_dir", "segment_s", "live", "metrics_port"}
+
+
+def _tuples(v: Any) -> Any:
+    """YAML/JSON lists as (nested) tuples, as the frozen PipelineConfig expects."""
+    return tuple(_tuples(x) for x in v) if isinstance(v, (list, tuple)) else v
+
+
+#: RouterConfig's defaults: the Serve settings take them from there, never restate them.
+_ROUTER_DEFAULTS = {f.name: f.default for f in fields(RouterConfig) if f.default is not MISSING}
+
 
 @dataclass(frozen=True)
 class RoutingSettings:
-    """Adapter routing (see :class:`serve_apps.adapters.routing.RouterConfig`).
+    """Adapter routing: :class:`serve_apps.adapters.routing.RouterConfig` less what the app
+    derives (``max_lora_rank`` comes from the engine), plus the adapters registered at start.
 
     Attributes:
         work_dir: Registry and composed adapters (shared by router replicas).
@@ -100,11 +154,19 @@ class RoutingSettings:
     """
 
     work_dir: str = ""
-    top_k: int = 2
-    min_weight: float = 0.1
-    weight_step: float = 0.05
-    cache_size: int = 16
+    top_k: int = _ROUTER_DEFAULTS["top_k"]
+    min_weight: float = _ROUTER_DEFAULTS["min_weight"]
+    weight_step: float = _ROUTER_DEFAULTS["weight_step"]
+    cache_size: int = _ROUTER_DEFAULTS["cache_size"]
     adapters: tuple[dict, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.router_config(self.work_dir or ".", _ROUTER_DEFAULTS["max_lora_rank"])  # validates, naming the field
+
+    def router_config(self, work_dir: str, max_lora_rank: int) -> RouterConfig:
+        """The router's configuration: these settings, the work folder and the engine's rank."""
+        return RouterConfig(work_dir=work_dir, top_k=self.top_k, min_weight=self.min_weight,
+                            weight_step=self.weight_step, cache_size=self.cache_size, max_lora_rank=max_lora_rank)
 
 
 @dataclass(frozen=True)

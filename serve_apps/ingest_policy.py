@@ -46,9 +46,11 @@ class IngestPolicy:
         max_url_chars: Longest accepted source in characters (URLs and paths alike).
     """
 
-    allowed_schemes: tuple[str, ...] = ("rtsp", "rtsps", "http", "https", "udp", "srt", "rtmp", "tcp")
+    # Safe by default: no raw ``tcp`` (a port scanner's scheme) and no private or loopback hosts
+    # (SSRF); a deployment that ingests from its own network opts in.
+    allowed_schemes: tuple[str, ...] = ("rtsp", "rtsps", "http", "https", "udp", "srt", "rtmp")
     allowed_roots: tuple[str, ...] = ()
-    allow_private_hosts: bool = True
+    allow_private_hosts: bool = False
     max_url_chars: int = 2048
 
     def __post_init__(self) -> None:

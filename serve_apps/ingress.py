@@ -290,6 +290,8 @@ class OmniIngress:
             except ValidationError as exc:
                 raise RequestValidationError(exc.errors()) from None
             source, stream_id, live = check_source(payload.url, self.policy), payload.stream_id, payload.live
+            if "://" not in source and await asyncio.to_thread(Path(source).is_dir):
+                raise HTTPException(400, f"{redact(payload.url)} is a folder; one stream is one media file or URL")
         stream_id = stream_id or default_stream_id(source)
         started = await self.ingest.start.remote(source, stream_id, live)
         if "error" in started:
@@ -330,7 +332,13 @@ class OmniIngress:
     # -- operations --------------------------------------------------------------------------
     @app.get("/metrics")
     async def metrics(self):
-        return Response(self.metrics.exposition(), media_type=self.metrics.content_type)
+        """This replica's request metrics, then the ingest metrics of the HTTP-ingested streams."""
+        body = self.metrics.exposition()
+        try:  # the ingest pipelines' metrics (same names as `omnialign ingest --metrics-port`)
+            body += await asyncio.wait_for(self.ingest.exposition.remote(), timeout=5)
+        except Exception as exc:  # noqa: BLE001 - request metrics are still worth serving
+            body += f"# ingest metrics unavailable: {type(exc).__name__}\n".encode()
+        return Response(body, media_type=self.metrics.content_type)
 
     @app.get("/healthz")
     async def healthz(self):

@@ -47,3 +47,27 @@ def test_round_trip_of_args():
     cfg = AppConfig.from_args({"engine": {"model_dir": "/m"}, "ingest_policy": {"allowed_roots": ["/data"]},
                                "routing": {"adapters": [{"name": "a", "path": "/a", "modalities": ["text"]}]}})
     assert AppConfig.from_args(cfg.to_args()) == cfg
+
+
+def test_config_yaml_states_the_code_defaults():
+    """config.yaml sets nothing the code does not default to (except where this deployment keeps
+    its files), and its deployment options are ``default_options``: one source of truth."""
+    data = yaml.safe_load(CONFIG.read_text())
+    (app,) = data["applications"]
+    site = {("engine", "model_dir"), ("store", "db_dir"), ("store", "upload_dir")}
+    defaults = AppConfig().to_args()
+    for section, values in app["args"].items():
+        for key, value in values.items():
+            if (section, key) in site:
+                continue
+            got = AppConfig.from_args({section: {key: value}}).to_args()[section][key]
+            assert got == defaults[section][key], f"{section}.{key}: yaml {value!r}, code default {defaults[section][key]!r}"
+    options = default_options(AppConfig.from_args(app["args"]))
+    for dep in app["deployments"]:
+        for key, value in dep.items():
+            if key == "name":
+                continue
+            code = options[dep["name"]].get(key)
+            # A nested option (autoscaling, actor options) may be stated in part, never differently.
+            got = {k: code.get(k) for k in value} if isinstance(value, dict) and isinstance(code, dict) else code
+            assert got == value, f"{dep['name']}.{key}: yaml {value!r}, code {code!r}"

@@ -18,8 +18,8 @@ from serve_apps.ingest_policy import (
     redact,
 )
 
-OPEN = IngestPolicy()
-CLOSED = IngestPolicy(allow_private_hosts=False)
+OPEN = IngestPolicy(allow_private_hosts=True)
+CLOSED = IngestPolicy()  # the default: private and loopback hosts refused
 
 
 @pytest.fixture

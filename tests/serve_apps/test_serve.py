@@ -66,7 +66,10 @@ def served(ray_local, tmp_path_factory):
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     args = {
         "engine": {"model_dir": str(model), "max_model_len": 2048, "max_num_seqs": 4, "max_loras": 4},
-        "store": {"db_dir": str(db), "upload_dir": str(root / "uploads")},
+        # The engine holds 1 of the 2 CPUs: each HTTP-ingested stream's pipeline (one placement
+        # group) gets a one-actor tokenizer pool, so one fits beside it and the others queue.
+        "store": {"db_dir": str(db), "upload_dir": str(root / "uploads"),
+                  "pipeline": {"tokenizer_max_actors": 1, "tokenizer_num_cpus": 0.25}},
         "routing": {"work_dir": str(root / "router"), "adapters": [
             {"name": "text-a", "path": str(adapters["text-a"]), "modalities": ["text"]},
             {"name": "text-b", "path": str(adapters["text-b"]), "modalities": ["text"], "prior": 0.5},
