@@ -3,7 +3,7 @@
 Every stream's :class:`~engine.align.tracker.SyncTracker` lives in one :class:`AlignerActor`,
 chosen by a stable hash of the stream id (consistent routing), so its offset / drift / warp are
 refined as segments arrive. The stream's source pushes segments in order; the writer stage asks
-for the estimate in force for each segment (:func:`attach_alignment`) and puts it on the row.
+for the estimate in force for each segment (:func:`alignments_for`) and puts it on the row.
 
 If an aligner dies, Ray restarts it (``max_restarts=-1``) with empty state: it rebuilds its
 estimate from the segments that arrive after the restart, and rows whose estimate was lost get

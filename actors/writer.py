@@ -45,7 +45,13 @@ class WriteRows:
         for tok in toks:
             maybe_fail(self.config.fault_injection, "writer", tok.segment_index)
         alignments = alignments_for([t.key for t in toks], self.aligners, self.config.aligner_wait_s)
-        inserted, errors = self._write([(t, a) for t, a in zip(toks, alignments) if t.error is None])
+        good = [(t, a) for t, a in zip(toks, alignments) if t.error is None]
+        inserted, errors = 0, {}
+        step = self.config.writer_batch_rows
+        for i in range(0, len(good), step):  # one LanceDB commit (table version) per chunk
+            n, errs = self._write(good[i:i + step])
+            inserted += n
+            errors.update(errs)
         self._since_index += inserted
         # Build the full-text index as soon as there is text (before it, text search scans
         # without stemming or stop words), then refresh every `index_every_rows`. One writer:

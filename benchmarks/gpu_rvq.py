@@ -292,7 +292,7 @@ def summary(rows: list[dict]) -> str:
         out.append(f"BEST EXACT ({'/'.join(EXACT_VERDICTS)}): {b['name']}  {b['time_ms']:.3f} ms"
                    + (f", {frac:.3f} of GEMM rate ({'meets' if frac >= 0.45 else 'misses'} the 0.45 goal)"
                       if isinstance(frac, float) else ""))
-        out.append(f"  -> DEFAULT_CONFIG = KernelConfig({_config_of(b['name'])})")
+        out.append(f"  -> set KernelConfig's defaults (rvq_triton.py) to: {_config_of(b['name'])}")
     else:
         out.append("BEST EXACT: none of the fused variants met the exactness verdict")
     if fused:

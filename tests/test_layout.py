@@ -57,10 +57,16 @@ def _imports(path: Path, name: str) -> list[tuple[str, list[str], int]]:
     return out
 
 
-def _targets(mod: str, names: list[str], known: dict[str, Path]) -> set[str]:
-    """The project modules an import statement loads: the module itself and imported submodules."""
+def _targets(mod: str, names: list[str], known: dict[str, Path], importer: str = "") -> set[str]:
+    """The project modules an import statement loads: the module, imported submodules, and the
+    packages above them that the importer is not already inside (importing ``a.b.c`` runs
+    ``a/__init__`` and ``a/b/__init__`` first)."""
     hits = {mod} if mod in known else set()
     hits |= {f"{mod}.{n}" for n in names if f"{mod}.{n}" in known}
+    inside = {".".join(importer.split(".")[:i]) for i in range(1, importer.count(".") + 2)}
+    for hit in list(hits):
+        parts = hit.split(".")
+        hits |= {p for i in range(1, len(parts)) if (p := ".".join(parts[:i])) in known and p not in inside}
     return hits
 
 
@@ -91,13 +97,21 @@ def engine_import_graph() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {m: set() for m in known}
     for name, path in known.items():
         for mod, names, _ in _imports(path, name):
-            graph[name] |= _targets(mod, names, known) - {name}
+            graph[name] |= _targets(mod, names, known, name) - {name}
     return graph
 
 
 def test_engine_has_no_import_cycle() -> None:
     cycle = _find_cycle(engine_import_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_a_cycle_through_a_package_init_counts() -> None:
+    # engine/x/__init__ imports engine.y.m, whose package engine/y/__init__ imports engine.x.n:
+    # importing engine.y.m runs engine/y/__init__ first, so x and y need each other.
+    known = {m: Path() for m in ("engine", "engine.x", "engine.x.n", "engine.y", "engine.y.m")}
+    assert _targets("engine.y.m", [], known, "engine.x") == {"engine.y.m", "engine.y"}
+    assert _targets("engine.x.n", [], known, "engine.x.other") == {"engine.x.n"}  # already inside engine.x
 
 
 def test_cycle_finder_finds_a_cycle() -> None:
@@ -145,3 +159,35 @@ def test_every_engine_stage_documents_itself() -> None:
         if not all(word in doc for word in ("In:", "Out:", "Public names:")):
             missing.append(str(init.relative_to(ROOT)))
     assert not missing, "stage docstrings lack In:/Out:/Public names: " + ", ".join(missing)
+
+
+def _top_level_names(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                names |= {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    return names
+
+
+def test_stage_docstrings_name_only_names_that_exist() -> None:
+    """Every ``module: name, ...`` line under "Public names:" of a stage names real things."""
+    import re
+
+    stale = []
+    for init in sorted((ROOT / "engine").glob("*/__init__.py")):
+        doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+        block = doc.split("Public names:", 1)[1].split("\n\n", 1)[0] if "Public names:" in doc else ""
+        entries = re.findall(r"^    (\S[^:\n]*):((?:.*)(?:\n {8,}.*)*)", block, flags=re.M)
+        for modules, listed in entries:
+            paths = [init.parent / (m.strip().replace(".", "/") + ".py") for m in modules.split("/")]
+            have = set().union(*(_top_level_names(p) for p in paths if p.exists()))
+            for name in re.sub(r"\([^)]*\)", "", listed).replace("\n", " ").split(","):
+                name = name.strip()
+                if name and name not in have:
+                    stale.append(f"{init.relative_to(ROOT)}: {modules.strip()}.{name}")
+    assert not stale, "stage docstrings name what is not there: " + ", ".join(stale)

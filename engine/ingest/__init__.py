@@ -10,7 +10,10 @@ In: :class:`~engine.media.decode.Segment`, :class:`~engine.tokenize.tokenizer.Se
 Out: :class:`~engine.store.schema.SegmentRow` rows for the store.
 
 Public names:
-    pipeline: PipelineConfig, StreamResult, run_local (the benchmark's reference loop),
-        expand_sources, store_config_for, alignment_columns, PIPELINE_VERSION
-    records: segment_to_record, tokenize_record, tokenize_records, record_to_row, null_to_none
+    config: PipelineConfig
+    records: SegmentRecord, TokenRecord, Alignment, CommitRecord, pack_records, unpack_records,
+        record_to_row, PIPELINE_VERSION, SYNC_MEASURED, SYNC_FALLBACK, SYNC_NONE
+    tokenize_stage: tokenize_records, tokenize_record, jpeg_thumbnails
+    pipeline: run_local (the benchmarks' reference loop), StreamResult, expand_sources,
+        store_config_for
 """

@@ -82,6 +82,11 @@ class PipelineConfig:
         for name in ("segment_s", "sync_window_s", "aligner_wait_s"):
             if getattr(self, name) <= 0:
                 raise InvalidInputError(name, f"must be positive, got {getattr(self, name)}")
+        # The tracker's coarse search needs room for the largest offset on both sides.
+        min_window_s = 4 * (self.sync.max_offset_ms + self.sync.search_ms) / 1000.0
+        if self.sync_window_s < min_window_s:
+            raise InvalidInputError("sync_window_s", f"must be >= 4 x (sync.max_offset_ms + sync.search_ms) = "
+                                    f"{min_window_s:.1f} s, got {self.sync_window_s}")
         for name in ("tokenizer_num_cpus", "tokenizer_num_gpus", "source_num_cpus"):
             if getattr(self, name) < 0:
                 raise InvalidInputError(name, f"must be >= 0, got {getattr(self, name)}")

@@ -121,7 +121,8 @@ class Alignment:
     offset_ms: float | None = None
     drift_ppm: float | None = None
     confidence: float | None = None
-    warp: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float64))
+    # Not compared: an ndarray has no single truth value (the numbers above decide equality).
+    warp: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float64), compare=False)
 
     def __post_init__(self) -> None:
         if self.status not in SYNC_STATUSES:
@@ -131,8 +132,9 @@ class Alignment:
 
     @classmethod
     def from_estimate(cls, est: SyncEstimate | None) -> Alignment:
-        """The measured alignment of an estimate (none for None)."""
-        if est is None:
+        """The measured alignment of an estimate; none for None or for an estimate without any
+        evidence (no offset run: the tracker's answer before it has seen an event)."""
+        if est is None or not est.runs:
             return cls()
         return cls(SYNC_MEASURED, float(est.offset_ms), float(est.drift_ppm), float(est.confidence),
                    np.asarray(est.warp, np.float64).reshape(-1, 2))

@@ -11,6 +11,6 @@ model folders.
 Public names:
     vocab: OmniVocab, CodeToken, DELIMITERS, VOCAB_FILE
     model: TinyModelConfig, init_model, extend_model, load_model, save_model
-    prompt: RenderableSegment, ParsedChunk, render_prompt, parse_prompt, contains_special_token
+    prompt: RenderableSegment, ParsedChunk, render_prompt, parse_prompt, SPECIAL_TOKEN_RE
     chat: ChatContext, render_messages, render_content, modality_counts, SegmentNotFoundError
 """

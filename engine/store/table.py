@@ -175,6 +175,9 @@ class SegmentStore:
                              f"{'' if actual.field(f.name).nullable else ' not null'}, config "
                              f"expects {f.type}{'' if f.nullable else ' not null'}")
         diffs += [f"unexpected column {n}" for n in actual.names if n not in expected_names]
+        if "sync_status" not in actual.names:
+            diffs.append(f"a table of store schema v1 (this is v{STORE_SCHEMA_VERSION}, which adds sync_status): "
+                         "ingest into a new folder")
         raise SchemaMismatchError(self._where, "schema differs from the config: "
                                   + "; ".join(diffs or ["column order differs"]))
 

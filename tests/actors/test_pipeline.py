@@ -48,8 +48,12 @@ def _config(media, db, **kw) -> PipelineConfig:
 
 def test_every_segment_once_bad_source_fails_alone_and_reingest_adds_nothing(ray_local, media, tmp_path):
     # Two streams per source actor: the bad source shares its process with a good one.
+    import ray
+
     config = _config(media, tmp_path / "db", streams_per_source_actor=2)
+    block_bytes = ray.data.DataContext.get_current().target_max_block_size
     summary = run_ingest([*media["clips"][:2], media["bad"], media["clips"][2]], config)
+    assert ray.data.DataContext.get_current().target_max_block_size == block_bytes  # the caller's context, untouched
     store = SegmentStore.open(tmp_path / "db")
     by_id = {s.stream_id: s for s in summary.streams}
     for clip in media["clips"]:
@@ -167,3 +171,13 @@ def test_segments_that_fail_tokenization_fail_alone(ray_local, media, tmp_path):
     assert good.segments_written == 3 and good.error is None
     assert bad.segments_written == 0 and bad.segments_failed == 3 and "video" in bad.error
     assert SegmentStore.open(tmp_path / "db").count() == 3
+
+
+def test_pipeline_bundles_reserve_what_the_pipeline_requests():
+    from actors.pipeline import pipeline_bundles
+
+    cfg = PipelineConfig(db_dir="/unused", codebooks_dir="/unused", tokenizer_max_actors=2, tokenizer_num_cpus=0.5,
+                         tokenizer_num_gpus=0.25)
+    head, toks = pipeline_bundles(cfg, driver_num_cpus=0.1)
+    assert head == {"CPU": pytest.approx(0.1 + 0.05 + 0.1)}  # driver, read task, writer (sources take 0)
+    assert toks == {"CPU": 1.0, "GPU": 0.5}  # the pool at its maximum, in one bundle

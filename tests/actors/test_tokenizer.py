@@ -38,7 +38,10 @@ def test_actor_pool_tokenizes_like_the_engine(ray_local, clip_factory, tmp_path)
     rows = sorted(unpack_records(_table(ds)),
                   key=lambda r: r.segment_index)
     assert [r.segment_index for r in rows] == list(range(len(segs)))
-    assert not hasattr(rows[0], "segment") and not hasattr(rows[0], "audio")  # raw media dropped
+    # raw media dropped: what travels on is a small fraction of the decoded segments
+    in_bytes = sum(len(b) for b in pack_records(records).column("records").to_pylist())
+    out_bytes = sum(len(b) for b in pack_records(rows).column("records").to_pylist())
+    assert out_bytes < in_bytes / 10, (out_bytes, in_bytes)
     assert rows[1].error.startswith("InvalidInputError") and rows[1].audio_codes.size == 0
     for seg, row in zip(segs, rows):
         if seg.index == 1:

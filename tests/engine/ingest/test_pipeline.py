@@ -10,7 +10,9 @@ from engine.ingest.pipeline import PipelineConfig
 
 @pytest.mark.parametrize("field, value", [("streams_per_source_actor", 0), ("queue_max_segments", 0),
                                           ("writer_batch_rows", 0), ("aligner_actors", 0),
-                                          ("tokenizer_min_actors", 0), ("tokenizer_max_actors", 0)])
+                                          ("tokenizer_min_actors", 0), ("tokenizer_max_actors", 0),
+                                          ("segment_s", 0.0), ("aligner_wait_s", -1.0), ("tokenizer_num_cpus", -0.5),
+                                          ("sync_window_s", 2.0)])
 def test_bad_counts_are_refused_by_name(field, value):
     with pytest.raises(InvalidInputError, match=field):
         PipelineConfig(db_dir="db", codebooks_dir="cb", **{field: value})

@@ -42,6 +42,10 @@ def test_packing_keeps_none_dtypes_and_shapes():
 def test_alignment_states_are_explicit():
     none = Alignment.from_estimate(None)
     assert none.status == SYNC_NONE and none.offset_ms is None and none.warp.shape == (0, 2)
+    # an estimate without evidence (the tracker before its first event) is none, not "measured 0"
+    from engine.align.sync import no_estimate
+
+    assert Alignment.from_estimate(no_estimate(0.0, 2.0)) == none
     assert none.as_fallback() is none  # no estimate stays none, never a fake fallback
     measured = Alignment(SYNC_MEASURED, 12.5, 3.0, 0.9, np.array([[0.0, 0.0125], [2.0, 2.0125]]))
     assert measured.as_fallback().status == SYNC_FALLBACK and measured.as_fallback().offset_ms == 12.5
