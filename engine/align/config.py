@@ -44,10 +44,31 @@ class SyncConfig:
         min_drift_span_s: Drift is fit only when the pairs span at least this much video time
             (over a short span a slope is noise); otherwise it is 0.
         max_drift_ppm: Fitted drift is clipped to ± this (clock drift beyond it is not a clock).
+        drift_min_t: A fitted drift is kept only this many standard errors away from 0.
+        drift_min_effect_ms: ... and only if it moves the warp by more than this over the span of
+            the pairs (otherwise it lowers no residual that matters) ...
+        drift_min_scatter_ratio: ... and by more than this many times the pairs' scatter.
+        peak_exclusion_ms: A rival correlation peak must lie farther than this from the main one.
+        pair_min_peak: A single feature pair's curve replaces the naive one only with a peak of at
+            least this correlation ...
+        pair_margin: ... and this much above the curve it replaces ...
+        pair_min_prominence: ... and this prominence over its own rival peaks.
+        conf_peak_floor: Global confidence is 0 at/below this peak correlation ...
+        conf_peak_span: ... and reaches its peak factor 1 this much above it.
+        conf_prominence_full: Prominence at which the global confidence's prominence factor is 1.
+        halves_agree_ms: The two interleaved halves of the stream agree when their peaks on the
+            chosen curve are within this of the whole stream's ...
+        half_min_peak_ratio: ... and each half's own peak is at least this share of the whole's;
+        conf_disagree_factor: otherwise the global confidence is multiplied by this.
+        onset_agree_ms: The onset path's main run must be within this of the global lag to be
+            used (otherwise the onsets matched something else: speech syllables, not cuts).
+        onset_override_margin: ... unless its confidence exceeds the global one by this much.
+        complex_min_confidence: An onset fit with splices or drift needs at least this confidence
+            to replace the global lag.
     """
 
     cues: CueConfig = field(default_factory=CueConfig)
-    max_offset_ms: float = 1000.0
+    max_offset_ms: float = 600.0
     band_ms: float = 700.0
     smooth_ms: float = 20.0
     dtw_step_cost: float = 0.1
@@ -63,11 +84,34 @@ class SyncConfig:
     min_run_pairs: int = 2
     full_support_pairs: int = 6
     min_drift_span_s: float = 4.0
-    max_drift_ppm: float = 5000.0
+    max_drift_ppm: float = 1500.0
+    drift_min_t: float = 4.0
+    drift_min_effect_ms: float = 4.0
+    drift_min_scatter_ratio: float = 3.0
+    peak_exclusion_ms: float = 100.0
+    pair_min_peak: float = 0.35
+    pair_margin: float = 0.1
+    pair_min_prominence: float = 0.15
+    conf_peak_floor: float = 0.1
+    conf_peak_span: float = 0.3
+    conf_prominence_full: float = 0.1
+    halves_agree_ms: float = 40.0
+    half_min_peak_ratio: float = 0.5
+    conf_disagree_factor: float = 0.2
+    onset_agree_ms: float = 80.0
+    onset_override_margin: float = 0.3
+    complex_min_confidence: float = 0.7
 
     def __post_init__(self) -> None:
         for name in ("max_offset_ms", "band_ms", "search_ms", "splice_jump_ms", "refractory_ms"):
             if getattr(self, name) <= 0:
                 raise InvalidInputError(name, f"must be positive, got {getattr(self, name)}")
+        if not 0.0 <= self.complex_min_confidence <= 1.0:
+            raise InvalidInputError("complex_min_confidence", f"must be in [0, 1], got {self.complex_min_confidence}")
+        for name in ("conf_peak_span", "conf_prominence_full", "peak_exclusion_ms", "onset_agree_ms"):
+            if getattr(self, name) <= 0:
+                raise InvalidInputError(name, f"must be positive, got {getattr(self, name)}")
+        if not 0.0 <= self.pair_min_peak <= 1.0:
+            raise InvalidInputError("pair_min_peak", f"must be in [0, 1], got {self.pair_min_peak}")
         if self.min_pairs < 2:
             raise InvalidInputError("min_pairs", f"must be >= 2, got {self.min_pairs}")

@@ -53,6 +53,9 @@ class CueConfig:
         video_floor: Novelty (grey levels, 0-255 scale) at or below which the cue is 0; encoder
             noise and steady motion stay under it.
         video_full: Novelty mapped to cue 1.
+        coupling_regions: ``(rows, cols)`` grid of the per-region brightness kept for continuous
+            coupling (a talking mouth, a lamp that follows the music): finer than
+            ``video_regions`` so a small region is not averaged away.
     """
 
     cue_rate_hz: float = 100.0
@@ -66,6 +69,7 @@ class CueConfig:
     video_max_side_px: int = 128
     video_floor: float = 2.0
     video_full: float = 20.0
+    coupling_regions: tuple[int, int] = (8, 8)
 
     def __post_init__(self) -> None:
         # Raises InvalidInputError naming the field on inconsistent settings.
@@ -75,7 +79,7 @@ class CueConfig:
             raise InvalidInputError("audio_rise_full_db", "must exceed audio_rise_floor_db")
         if self.video_full <= self.video_floor:
             raise InvalidInputError("video_full", "must exceed video_floor")
-        if min(self.video_regions) < 1 or self.video_history_frames < 1:
+        if min(self.video_regions) < 1 or self.video_history_frames < 1 or min(self.coupling_regions) < 1:
             raise InvalidInputError("video_regions/video_history_frames", "must be >= 1")
 
 
@@ -87,11 +91,14 @@ class AudioCues:
         t0_us: Time of frame 0 (its start), microseconds on the stream's timeline.
         rate_hz: Frames per second (``onset_rate_hz``).
         rise_db: float32 ``[N]`` energy rise of each frame over its background, dB (>= 0).
+        energy: float32 ``[N]`` mean-square level of each frame (the loudness envelope the
+            continuous cues are built from), or None from older producers.
     """
 
     t0_us: int
     rate_hz: float
     rise_db: np.ndarray
+    energy: np.ndarray | None = None
 
     @property
     def t_end_us(self) -> int:
@@ -110,24 +117,44 @@ class VideoCues:
     Attributes:
         t_us: int64 ``[F]`` PTS-derived time of each frame.
         novelty: float32 ``[F]`` sudden-change strength of each frame, grey levels (0-255 scale).
+        frame_diff: float32 ``[F]`` mean absolute grey change from the previous frame (0 for the
+            first), or None.
+        region_mean: float32 ``[F, R]`` mean grey level of each ``coupling_regions`` region, or None.
     """
 
     t_us: np.ndarray
     novelty: np.ndarray
+    frame_diff: np.ndarray | None = None
+    region_mean: np.ndarray | None = None
+
+    def select(self, keep: np.ndarray) -> "VideoCues":
+        """The frames where ``keep`` is true (all fields)."""
+        return VideoCues(self.t_us[keep], self.novelty[keep],
+                         None if self.frame_diff is None else self.frame_diff[keep],
+                         None if self.region_mean is None else self.region_mean[keep])
 
 
 def concat_audio(chunks: list[AudioCues]) -> AudioCues:
     """Joins contiguous chunks (as returned by successive :meth:`AudioCueExtractor.push`)."""
     if not chunks:
         raise InvalidInputError("chunks", "no audio cue chunks")
-    return AudioCues(chunks[0].t0_us, chunks[0].rate_hz, np.concatenate([c.rise_db for c in chunks]))
+    energy = None
+    if all(c.energy is not None for c in chunks):
+        energy = np.concatenate([c.energy for c in chunks])
+    return AudioCues(chunks[0].t0_us, chunks[0].rate_hz, np.concatenate([c.rise_db for c in chunks]), energy)
 
 
 def concat_video(chunks: list[VideoCues]) -> VideoCues:
     """Joins chunks in time order."""
+    chunks = [c for c in chunks if len(c.t_us)] or chunks[:1]
     if not chunks:
         return VideoCues(np.zeros(0, np.int64), np.zeros(0, np.float32))
-    return VideoCues(np.concatenate([c.t_us for c in chunks]), np.concatenate([c.novelty for c in chunks]))
+
+    def cat(name):
+        parts = [getattr(c, name) for c in chunks]
+        return None if any(p is None for p in parts) else np.concatenate(parts)
+
+    return VideoCues(cat("t_us"), cat("novelty"), cat("frame_diff"), cat("region_mean"))
 
 
 class AudioCueExtractor:
@@ -178,7 +205,7 @@ class AudioCueExtractor:
         self._left = x[n * self._hop :].copy()
         t0 = self._t0_us + int(round(self._frames_out * US_PER_S / self.config.onset_rate_hz))
         if n == 0:
-            return AudioCues(t0, self.config.onset_rate_hz, np.zeros(0, np.float32))
+            return AudioCues(t0, self.config.onset_rate_hz, np.zeros(0, np.float32), np.zeros(0, np.float32))
         energy = (x[: n * self._hop].reshape(n, self._hop) ** 2).mean(axis=1) + self._floor
         ext = np.concatenate([self._hist, energy])
         # Mean energy of the `_pre` frames before each new frame (fewer at the very start).
@@ -190,7 +217,7 @@ class AudioCueExtractor:
         rise = np.maximum(0.0, 10.0 * np.log10(energy / pre))
         self._hist = ext[-self._pre :].copy()
         self._frames_out += n
-        return AudioCues(t0, self.config.onset_rate_hz, rise.astype(np.float32))
+        return AudioCues(t0, self.config.onset_rate_hz, rise.astype(np.float32), energy.astype(np.float32))
 
 
 class VideoCueExtractor:
@@ -215,10 +242,11 @@ class VideoCueExtractor:
         # length-3 inner axis.
         return (f[..., 0] + f[..., 1] + f[..., 2]) / np.float32(3.0)
 
-    def _region_means(self, diff: np.ndarray) -> np.ndarray:
+    def _region_means(self, diff: np.ndarray, regions: tuple[int, int] | None = None) -> np.ndarray:
         """Mean of each frame's ``diff`` over an (almost) even region grid; edges absorb the
         remainder. ``[F, h, w] -> [F, rows * cols]``."""
-        rows, cols = self.config.video_regions
+        rows, cols = regions or self.config.video_regions
+        rows, cols = min(rows, diff.shape[1]), min(cols, diff.shape[2])
         h, w = diff.shape[1:]
         rb = np.linspace(0, h, rows + 1).astype(int)
         cb = np.linspace(0, w, cols + 1).astype(int)
@@ -243,19 +271,25 @@ class VideoCueExtractor:
         if t.shape != (frames.shape[0],):
             raise InvalidInputError("t_us", f"must be [{frames.shape[0]}], got shape {t.shape}")
         out = np.zeros(frames.shape[0], np.float32)
+        fdiff = np.zeros(frames.shape[0], np.float32)
+        rows, cols = self.config.coupling_regions
         if frames.shape[0] == 0:
-            return VideoCues(t, out)
+            return VideoCues(t, out, fdiff, np.zeros((0, rows * cols), np.float32))
         grey = self._grey(frames)
+        regions = np.zeros((grey.shape[0], rows * cols), np.float32)
+        rm = self._region_means(grey, (rows, cols)).astype(np.float32)
+        regions[:, : rm.shape[1]] = rm  # frames smaller than the grid leave the rest at 0
         if self._prev is None or self._prev.shape != grey.shape[1:]:
             # Nothing to compare the first frame with (stream start or a resolution change).
             self._prev, grey, first = grey[0], grey[1:], 1
         else:
             first = 0
         if grey.shape[0] == 0:
-            return VideoCues(t, out)
+            return VideoCues(t, out, fdiff, regions)
         # Vectorised over the frames of the call (a per-frame loop cost more than decoding).
         prev = np.concatenate([self._prev[None], grey[:-1]])
         diff = np.abs(grey - prev)
+        fdiff[first:] = diff.mean(axis=(1, 2))
         self._prev = grey[-1].copy()  # not a view that would keep the whole call's frames alive
         change = self._region_means(diff)  # [F', regions]
         hist_len = self.config.video_history_frames
@@ -275,15 +309,16 @@ class VideoCueExtractor:
         excess = np.maximum(0.0, change - base)
         out[first:] = (excess.mean(axis=1) + excess.max(axis=1)) / 2.0
         self._hist = list(past[-hist_len:]) if hist_len > 0 else []
-        return VideoCues(t, out)
+        return VideoCues(t, out, fdiff, regions)
 
 
 @dataclass(frozen=True)
 class SegmentCues:
     """One segment's sync evidence: its span and its cue chunks (what a sync tracker consumes).
 
-    A few kilobytes where the segment's frames are megabytes: a decode process extracts these
-    and ships them to the stream's tracker instead of the media.
+    About 15 kB per 2 s segment at 25 fps (most of it the 8×8 region brightness) where the
+    segment's frames are megabytes: a decode process extracts these and ships them to the
+    stream's tracker instead of the media.
     """
 
     index: int

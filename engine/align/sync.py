@@ -6,20 +6,23 @@ Sign convention (the project's one): for an event seen at ``t_video`` and heard 
 
 where ``offset_s`` may jump at splices. Pipeline (:func:`estimate_from_cues`):
 
-1. **Cues** (:mod:`engine.align.cues`): audio onset strength (1 ms) and video novelty (per frame, at
-   its PTS), both normalised to [0, 1] and placed on a common grid (default 100 Hz).
-2. **Coarse search** (:func:`coarse_lag`): cross-correlation of the two (lightly smoothed) grid
-   cues over ``±max_offset_ms`` gives one global lag.
-3. **Fine path** (:func:`dtw_path`): banded DTW between the grid cues, the band centred on the
-   coarse lag and wide enough (``band_ms``) for the offset to jump at a splice. The path says, for
-   every video time, roughly where the audio is.
+1. **Cues** (:mod:`engine.align.cues`): audio onset strength and loudness (1 ms), video novelty,
+   frame difference and per-region brightness (per frame, at its PTS).
+2. **Global lag** (:func:`global_lag`, :mod:`engine.align.coarse`): lagged correlation of
+   continuous cue pairs; the naive peer's curve unless one pair (a talking mouth's region against
+   the loudness) is clearly stronger and repeated by both interleaved halves of the clip.
+   Confidence from peak height, prominence and that agreement.
+3. **Fine path** (:func:`dtw_path`): banded DTW between the onset cues, centred on the global lag
+   and wide enough (``band_ms``) for the offset to jump at a splice.
 4. **Event matching** (:func:`engine.align.warp_fit.match_onsets`): every video onset is paired with
    the strongest audio onset near where the path puts it, precise to ~1 ms.
-5. **Robust fit** (:mod:`engine.align.warp_fit`): runs of constant offset with one shared drift, fit
-   with outlier rejection, become the warp.
-6. **Confidence** in [0, 1]: enough consistent pairs (support), most video onsets found in the
-   audio (agreement), small residuals (precision). Silent audio or a static picture produces no
-   pairs and confidence 0; below :data:`LOW_CONFIDENCE` the estimate should not be trusted.
+5. **Robust fit** (:mod:`engine.align.warp_fit`): runs of constant offset with one shared drift
+   (kept only when significant), fit with outlier rejection, become the warp.
+6. **Combination** (:func:`combine`): the onset warp is used when it is confident and agrees with
+   the global lag (splices or drift need more confidence); otherwise the global lag, offset
+   only, with its own confidence. Below :data:`LOW_CONFIDENCE` the estimate is a best guess
+   (``low_confidence``); ``method == "none"`` (offset 0, confidence 0) only when no cue carries
+   any evidence (digital silence, a frozen picture).
 
 :func:`estimate_sync` runs the pipeline on a media source; :class:`engine.align.tracker.SyncTracker`
 runs the same steps incrementally for the streaming pipeline.
@@ -43,7 +46,8 @@ from engine.align.cues import (
     grid_size,
     video_on_grid,
 )
-from engine.align.config import SyncConfig
+from engine.align.coarse import GlobalLag, LagCorrelator, audio_features, choose_lag, video_features
+from engine.align.config import LOW_CONFIDENCE, SyncConfig
 from engine.align.dtw import DTWConfig, dtw
 from engine.media.timeline import US_PER_S
 from engine.align.warp_fit import WarpRun, build_warp, fit_pairs, locate_transitions, match_onsets
@@ -64,6 +68,11 @@ class SyncDiagnostics:
         pairs_t_audio_s: Matched audio onset times.
         inliers: bool mask over the pairs: used by the fit.
         n_video_onsets: Video onsets that were looked for in the audio.
+        global_lag: The coarse stage's answer (curve, peak, which cue pair won), or None.
+        onset_confidence: Confidence of the onset path's fit (0 without one).
+        coupled_video: The winning continuous cue pair's video signal on the grid (the naive
+            peer's z(frame diff) + z(|dB/dt|) when it won), or None.
+        coupled_audio: Its audio signal on the grid, or None.
     """
 
     t0_s: float
@@ -77,6 +86,10 @@ class SyncDiagnostics:
     pairs_t_audio_s: np.ndarray
     inliers: np.ndarray
     n_video_onsets: int
+    global_lag: GlobalLag | None = None
+    onset_confidence: float = 0.0
+    coupled_video: np.ndarray | None = None
+    coupled_audio: np.ndarray | None = None
 
 
 @dataclass
@@ -93,6 +106,8 @@ class SyncEstimate:
         runs: The constant-offset runs (more than one = splices).
         n_pairs: Consistent (inlier) onset pairs behind the fit.
         diagnostics: Inputs of the estimate, for plots (None when not kept).
+        method: ``"onsets"`` (matched events: offset, drift, splices), ``"global"`` (the
+            continuous-cue global lag alone: offset only) or ``"none"`` (no evidence at all).
     """
 
     offset_ms: float
@@ -102,6 +117,12 @@ class SyncEstimate:
     runs: list[WarpRun]
     n_pairs: int
     diagnostics: SyncDiagnostics | None = None
+    method: str = "onsets"
+
+    @property
+    def low_confidence(self) -> bool:
+        """True when the numbers are a best guess, not a measurement (below LOW_CONFIDENCE)."""
+        return self.confidence < LOW_CONFIDENCE
 
     def warp_at(self, t_video_s: float | np.ndarray) -> float | np.ndarray:
         """Audio time for a video time under the warp (linear beyond the ends)."""
@@ -246,7 +267,7 @@ def no_estimate(t_start_s: float, t_end_s: float, diagnostics: SyncDiagnostics |
     """The estimate without evidence: identity warp over the span, confidence 0."""
     t_end_s = max(t_end_s, t_start_s + 1e-3)
     warp = np.array([[t_start_s, t_start_s], [t_end_s, t_end_s]])
-    return SyncEstimate(0.0, 0.0, 0.0, warp, [], 0, diagnostics)
+    return SyncEstimate(0.0, 0.0, 0.0, warp, [], 0, diagnostics, method="none")
 
 
 def match_window(
@@ -256,6 +277,7 @@ def match_window(
     t_start_us: int | None = None,
     t_end_us: int | None = None,
     match_range_us: tuple[int, int] | None = None,
+    center_lag_ms: float | None = None,
 ) -> tuple[OnsetPairs, SyncDiagnostics]:
     """Steps 2–4 of the module doc over one window: grid cues, coarse lag, DTW path, onset pairs.
 
@@ -278,6 +300,9 @@ def match_window(
     vs, as_ = _smooth(vg, sigma), _smooth(ag, sigma)
     max_lag = int(round(config.max_offset_ms * cc.cue_rate_hz / 1000.0))
     lag, _ = coarse_lag(vs, as_, max_lag)
+    if center_lag_ms is not None and lag is not None:
+        # The DTW band is centred on the continuous-cue global lag, which sees more than onsets.
+        lag = center_lag_ms * cc.cue_rate_hz / 1000.0
     path = np.zeros((0, 2), np.int64)
     tv_p = ta_p = np.zeros(0, np.int64)
     looked = 0
@@ -294,6 +319,75 @@ def match_window(
     return OnsetPairs(tv_p, ta_p, looked), diag
 
 
+def global_lag(
+    video: VideoCues, audio: AudioCues, config: SyncConfig, t0_us: int, t1_us: int, signals: dict | None = None
+) -> tuple[GlobalLag | None, LagCorrelator]:
+    """The coarse stage over one span: continuous-cue lag curves and the chosen global lag.
+
+    ``signals``, when given, receives the winning pair's grid signals (``"video"``, ``"audio"``)."""
+    rate = config.cues.cue_rate_hz
+    n = grid_size(t0_us, t1_us, rate)
+    n_audio = max(0, min(n, int(np.floor((audio.t_end_us - t0_us) * rate / US_PER_S))))
+    v = video_features(video, t0_us, 0, n, rate)
+    a = audio_features(audio, t0_us, 0, n_audio, rate, 10.0 ** (config.cues.audio_floor_dbfs / 10.0))
+    corr = LagCorrelator(v.shape[1], a.shape[1], int(round(config.max_offset_ms * rate / 1000.0)))
+    corr.add(v, a)
+    corr.advance(final=True)
+    g = choose_lag(corr, rate, config)
+    if signals is not None and g is not None:
+        def z(x):
+            return (x - x.mean()) / x.std() if len(x) and x.std() > 0 else np.zeros_like(x)
+
+        if g.pair is None:
+            signals["video"] = z(v[:, 0]) + z(v[:, 1])
+            signals["audio"] = z(a[:, 0]) + z(a[:, 1])
+        else:
+            signals["video"] = g.pair[2] * z(v[:, g.pair[0]])
+            signals["audio"] = z(a[:, g.pair[1]])
+    return g, corr
+
+
+def global_estimate(g: GlobalLag | None, t0_s: float, t1_s: float, diagnostics=None) -> SyncEstimate:
+    """The estimate the global lag alone supports: one offset, no drift, its confidence."""
+    if g is None:
+        return no_estimate(t0_s, t1_s, diagnostics)
+    t1_s = max(t1_s, t0_s + 1e-3)
+    off = g.lag_ms / 1000.0
+    warp = np.array([[t0_s, t0_s + off], [t1_s, t1_s + off]])
+    run = WarpRun(t0_s, t1_s, g.lag_ms, 0)
+    return SyncEstimate(g.lag_ms, 0.0, g.confidence, warp, [run], 0, diagnostics, method="global")
+
+
+def combine(g: GlobalLag | None, onset: SyncEstimate | None, t0_s: float, t1_s: float, config: SyncConfig,
+            diagnostics=None) -> SyncEstimate:
+    """Chooses between the onset path's warp and the global lag (shared with the tracker).
+
+    The onset path (precise, drift, splices) is used when it is itself confident and its main
+    run agrees with the global lag, or when it is far more confident than the global lag (clean
+    impulsive events, where continuous cues are weak). Otherwise the global lag is returned with
+    its own confidence — never a bare "offset 0".
+    """
+    fallback = global_estimate(g, t0_s, t1_s, diagnostics)
+    if onset is None or onset.confidence < LOW_CONFIDENCE:
+        return fallback
+    # Splices and drift are claims beyond an offset: they need clearly better onset evidence
+    # (speech syllables matched to picture changes scatter into spurious runs and slopes).
+    complex_fit = len(onset.runs) > 1 or onset.drift_ppm != 0.0
+    if complex_fit and onset.confidence < config.complex_min_confidence and g is not None:
+        return fallback
+    if g is None:
+        return onset
+    main = max(onset.runs, key=lambda r: r.n_pairs)
+    t_mid = 0.5 * (main.t_video_start_s + main.t_video_end_s)
+    main_lag_ms = main.offset_ms + onset.drift_ppm * 1e-6 * t_mid * 1000.0
+    if abs(main_lag_ms - g.lag_ms) <= config.onset_agree_ms:
+        # Two independent cues agree: at least as sure as either.
+        return replace(onset, confidence=max(onset.confidence, g.confidence), diagnostics=diagnostics)
+    if onset.confidence >= g.confidence + config.onset_override_margin:
+        return replace(onset, confidence=onset.confidence * (1.0 - 0.5 * g.confidence), diagnostics=diagnostics)
+    return fallback
+
+
 def estimate_from_cues(
     video: VideoCues,
     audio: AudioCues,
@@ -306,30 +400,38 @@ def estimate_from_cues(
     """Estimates offset, drift and warp from the cues of one clip (steps 2–6 of the module doc).
 
     Args:
-        video: Video novelty of the clip.
-        audio: Audio onset function of the clip.
+        video: Video cues of the clip.
+        audio: Audio cues of the clip.
         config: Parameters.
         t_start_us: Start of the span the warp must cover (default: start of the cues).
         t_end_us: End of that span (default: end of the cues).
-        keep_diagnostics: Attach grids, path and pairs to the result.
+        keep_diagnostics: Attach grids, curves, path and pairs to the result.
 
     Returns:
-        The estimate; confidence 0 and an identity warp when there is no usable evidence.
+        The estimate. Without onset evidence it is the global lag with its (low) confidence;
+        method ``"none"``, offset 0 and confidence 0 only when no cue carries any evidence.
     """
     config = config or SyncConfig()
-    pairs, diag = match_window(video, audio, config, t_start_us, t_end_us)
+    starts = [audio.t0_us] + ([int(video.t_us[0])] if len(video.t_us) else [])
+    ends = [audio.t_end_us] + ([int(video.t_us[-1]) + 1] if len(video.t_us) else [])
+    t0 = min(starts) if t_start_us is None else int(t_start_us)
+    t1 = max(ends) if t_end_us is None else int(t_end_us)
+    signals: dict = {}
+    g, _ = global_lag(video, audio, config, t0, t1, signals if keep_diagnostics else None)
+    pairs, diag = match_window(video, audio, config, t0, t1, center_lag_ms=None if g is None else g.lag_ms)
     t0_s, t1_s = diag.t0_s, diag.t_end_s
     fit = fit_pairs(pairs.t_video_us / US_PER_S, pairs.t_audio_us / US_PER_S, config)
+    onset = None
     if fit is not None:
         diag = replace(diag, inliers=fit.inliers)
-    diag = diag if keep_diagnostics else None
-    if fit is None:
-        return no_estimate(t0_s, t1_s, diag)
-    n_in = int(fit.inliers.sum())
-    conf = confidence_score(n_in, pairs.n_looked, fit.residual_rms_ms, config)
-    transitions = locate_transitions(fit.runs, fit.drift_ppm, video, audio, config)
-    warp = build_warp(fit.runs, fit.drift_ppm, t0_s, t1_s, transitions)
-    return SyncEstimate(fit.runs[0].offset_ms, fit.drift_ppm, conf, warp, fit.runs, n_in, diag)
+        n_in = int(fit.inliers.sum())
+        conf = confidence_score(n_in, pairs.n_looked, fit.residual_rms_ms, config)
+        transitions = locate_transitions(fit.runs, fit.drift_ppm, video, audio, config)
+        warp = build_warp(fit.runs, fit.drift_ppm, t0_s, t1_s, transitions)
+        onset = SyncEstimate(fit.runs[0].offset_ms, fit.drift_ppm, conf, warp, fit.runs, n_in, None)
+    diag = replace(diag, global_lag=g, onset_confidence=0.0 if onset is None else onset.confidence,
+                   coupled_video=signals.get("video"), coupled_audio=signals.get("audio"))
+    return combine(g, onset, t0_s, t1_s, config, diag if keep_diagnostics else None)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -343,6 +445,29 @@ def _sync_media_config(segment_s: float = 2.0):
     return MediaConfig(segment_s=segment_s, video_width=64, video_height=48, require_audio=True, require_video=True)
 
 
+def decode_for_sync(source: str, segment_s: float = 2.0) -> list:
+    """Decodes a source the way :func:`estimate_sync` does (64×48 video), into its segments."""
+    from engine.media.decode import iter_segments
+
+    return list(iter_segments(source, _sync_media_config(segment_s)))
+
+
+def cues_from_segments(segments, config: SyncConfig | None = None) -> tuple[VideoCues, AudioCues, int]:
+    """The cues of decoded segments (in order) and their end time (µs)."""
+    config = config or SyncConfig()
+    ax = vx = None
+    a_chunks, v_chunks = [], []
+    end_us = 0
+    for seg in segments:
+        if ax is None:
+            ax = AudioCueExtractor(seg.audio_rate_hz, config.cues)
+            vx = VideoCueExtractor(config.cues)
+        a_chunks.append(ax.push(seg.audio, seg.t_start_us))
+        v_chunks.append(vx.push(seg.video, seg.video_t_us))
+        end_us = seg.t_end_us
+    return concat_video(v_chunks), concat_audio(a_chunks), end_us
+
+
 def extract_cues(source: str, config: SyncConfig | None = None, segment_s: float = 2.0) -> tuple[VideoCues, AudioCues, int]:
     """Decodes a source and returns its cues and its end time (µs).
 
@@ -352,18 +477,14 @@ def extract_cues(source: str, config: SyncConfig | None = None, segment_s: float
     """
     from engine.media.decode import iter_segments
 
+    return cues_from_segments(iter_segments(source, _sync_media_config(segment_s)), config)
+
+
+def estimate_from_segments(segments, config: SyncConfig | None = None, keep_diagnostics: bool = True) -> SyncEstimate:
+    """The offline estimate of already decoded segments (what :func:`estimate_sync` computes)."""
     config = config or SyncConfig()
-    ax = vx = None
-    a_chunks, v_chunks = [], []
-    end_us = 0
-    for seg in iter_segments(source, _sync_media_config(segment_s)):
-        if ax is None:
-            ax = AudioCueExtractor(seg.audio_rate_hz, config.cues)
-            vx = VideoCueExtractor(config.cues)
-        a_chunks.append(ax.push(seg.audio, seg.t_start_us))
-        v_chunks.append(vx.push(seg.video, seg.video_t_us))
-        end_us = seg.t_end_us
-    return concat_video(v_chunks), concat_audio(a_chunks), end_us
+    video, audio, end_us = cues_from_segments(segments, config)
+    return estimate_from_cues(video, audio, config, t_start_us=0, t_end_us=end_us, keep_diagnostics=keep_diagnostics)
 
 
 def estimate_sync(source: str, config: SyncConfig | None = None) -> SyncEstimate:

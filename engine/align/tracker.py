@@ -14,8 +14,10 @@ from engine.align.cues import (
     concat_video,
 )
 from engine.errors import InvalidInputError
+from engine.align.coarse import CONTEXT_BINS, LagCorrelator, audio_features, choose_lag, video_features
 from engine.align.config import SyncConfig
-from engine.align.sync import SyncEstimate, confidence_score, match_window, no_estimate
+from engine.align.cues import grid_size
+from engine.align.sync import SyncEstimate, combine, confidence_score, match_window, no_estimate
 from engine.media.timeline import US_PER_S
 from engine.align.warp_fit import WarpFit, build_warp, fit_pairs, locate_transitions
 
@@ -24,10 +26,16 @@ class SyncTracker:
     """Incremental sync estimation over a segment stream, with bounded state.
 
     Feed segments in order with :meth:`push`; the estimate (offset, drift, warp) is refined after
-    each. Cues are kept for the last ``window_s`` seconds only; onset pairs (the evidence the fit
-    uses) for at most ``max_pairs`` of the most recent onsets. A video onset is matched once its
-    audio counterpart is surely buffered (``max_offset_ms + search_ms`` of audio past it), or at
-    the final segment.
+    each. Two kinds of evidence, as offline (:func:`engine.align.sync.estimate_from_cues`):
+
+    * the continuous-cue lag curves (:class:`~engine.align.coarse.LagCorrelator`): every grid bin
+      is added once its features are final, so at the end of the stream the curves — and the
+      global lag — are exactly the offline ones, whatever the window;
+    * onset pairs, matched over a sliding window and kept for at most ``max_pairs`` of the most
+      recent onsets. A video onset is matched once its audio counterpart is surely buffered
+      (``max_offset_ms + search_ms`` of audio past it), or at the final segment.
+
+    Cues are kept for the last ``window_s`` seconds only.
 
     Args:
         config: Parameters (as for the offline estimate, which this converges to).
@@ -52,7 +60,8 @@ class SyncTracker:
         self.max_pairs = max_pairs
         self._cues = SegmentCueExtractor(self.config.cues)
         self._audio: AudioCues | None = None
-        self._video = VideoCues(np.zeros(0, np.int64), np.zeros(0, np.float32))
+        self._video = VideoCues(np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32),
+                                np.zeros((0, int(np.prod(self.config.cues.coupling_regions))), np.float32))
         self._tv = np.zeros(0, np.int64)
         self._ta = np.zeros(0, np.int64)
         self._looked: list[tuple[int, int]] = []  # (t_video_us chunk end, onsets looked for)
@@ -61,6 +70,9 @@ class SyncTracker:
         self._t_end_us = 0
         self._estimate: SyncEstimate | None = None
         self._transition_cache: dict[tuple[float, float], tuple[float, float]] = {}
+        self._corr: LagCorrelator | None = None
+        self._bins_v = 0  # grid bins whose video / audio features were added to the curves
+        self._bins_a = 0
 
     @property
     def state_size(self) -> dict[str, int]:
@@ -106,21 +118,46 @@ class SyncTracker:
         cfg = self.config
         if self._audio is None or len(self._audio.rise_db) == 0:
             return
+        self._add_bins(final)
+        g = None if self._corr is None else choose_lag(self._corr, cfg.cues.cue_rate_hz, cfg)
         margin_us = int((cfg.max_offset_ms + cfg.search_ms) * 1000) + US_PER_S // 10
         ready_us = self._t_end_us if final else min(self._t_end_us, self._audio.t_end_us) - margin_us
         if ready_us > self._matched_until_us:
             win_t0 = max(self._t_start_us, self._t_end_us - self.window_us)
             # Only the new onsets are matched here; the fit runs over all kept pairs in _refit.
             pairs, _ = match_window(self._video, self._audio, cfg, win_t0, self._t_end_us,
-                                    (self._matched_until_us, ready_us))
+                                    (self._matched_until_us, ready_us), None if g is None else g.lag_ms)
             self._tv = np.concatenate([self._tv, pairs.t_video_us])[-self.max_pairs :]
             self._ta = np.concatenate([self._ta, pairs.t_audio_us])[-self.max_pairs :]
             self._looked.append((ready_us, pairs.n_looked))
             self._matched_until_us = ready_us
-            self._refit()
+        # The global lag moves with every bin, so the estimate is refreshed on every segment.
+        self._refit(g)
         self._trim()
 
-    def _refit(self) -> None:
+    def _add_bins(self, final: bool) -> None:
+        """Adds the grid bins whose features no later cue can change to the lag curves."""
+        cfg = self.config
+        rate = cfg.cues.cue_rate_hz
+        t0 = self._t_start_us
+        if final:
+            kv = grid_size(t0, self._t_end_us, rate)
+            ka = max(0, min(kv, int(np.floor((self._audio.t_end_us - t0) * rate / US_PER_S))))
+        else:
+            last_frame = int(self._video.t_us[-1]) if len(self._video.t_us) else t0
+            # A bin's centred slope needs CONTEXT_BINS more bins of cues after it.
+            kv = max(0, int(np.floor((last_frame - t0) * rate / US_PER_S - 0.5)) - CONTEXT_BINS)
+            ka = max(0, int(np.floor((self._audio.t_end_us - t0) * rate / US_PER_S)) - CONTEXT_BINS - 1)
+        v = video_features(self._video, t0, self._bins_v, max(self._bins_v, kv), rate)
+        a = audio_features(self._audio, t0, self._bins_a, max(self._bins_a, ka), rate,
+                           10.0 ** (cfg.cues.audio_floor_dbfs / 10.0))
+        if self._corr is None:
+            self._corr = LagCorrelator(v.shape[1], a.shape[1], int(round(cfg.max_offset_ms * rate / 1000.0)))
+        self._corr.add(v, a)
+        self._corr.advance(final)
+        self._bins_v, self._bins_a = max(self._bins_v, kv), max(self._bins_a, ka)
+
+    def _refit(self, g) -> None:
         cfg = self.config
         # Onsets looked for, counted over the span the kept pairs cover, for the agreement factor.
         first = int(self._tv[0]) if len(self._tv) else self._matched_until_us
@@ -129,13 +166,13 @@ class SyncTracker:
         tv_s, ta_s = self._tv / US_PER_S, self._ta / US_PER_S
         fit = fit_pairs(tv_s, ta_s, cfg)
         t0, t1 = self._t_start_us / US_PER_S, self._t_end_us / US_PER_S
-        if fit is None:
-            self._estimate = no_estimate(t0, t1, None)
-            return
-        n_in = int(fit.inliers.sum())
-        conf = confidence_score(n_in, looked, fit.residual_rms_ms, cfg)
-        warp = build_warp(fit.runs, fit.drift_ppm, t0, t1, self._transitions(fit))
-        self._estimate = SyncEstimate(fit.runs[0].offset_ms, fit.drift_ppm, conf, warp, fit.runs, n_in, None)
+        onset = None
+        if fit is not None:
+            n_in = int(fit.inliers.sum())
+            conf = confidence_score(n_in, looked, fit.residual_rms_ms, cfg)
+            warp = build_warp(fit.runs, fit.drift_ppm, t0, t1, self._transitions(fit))
+            onset = SyncEstimate(fit.runs[0].offset_ms, fit.drift_ppm, conf, warp, fit.runs, n_in, None)
+        self._estimate = combine(g, onset, t0, t1, cfg)
 
     def _transitions(self, fit: WarpFit) -> list[tuple[float, float]]:
         # Splices are narrowed with the buffered cues while their gap is inside the window; the
@@ -155,11 +192,22 @@ class SyncTracker:
     def _trim(self) -> None:
         # Cues older than the window are dropped, but never video not yet matched.
         cut_us = min(self._t_end_us - self.window_us, self._matched_until_us)
+        # ... nor cues that bins not yet in the lag curves still need.
+        rate = self.config.cues.cue_rate_hz
+        pending = min(self._bins_v, self._bins_a) - CONTEXT_BINS - 2
+        cut_us = min(cut_us, self._t_start_us + int(pending * US_PER_S / rate))
         if self._audio is not None and self._audio.t0_us < cut_us:
-            drop = int((cut_us - self._audio.t0_us) * self._audio.rate_hz // US_PER_S)
+            # Whole grid bins only, so the audio stays aligned with the grid the features use.
+            hop = max(1, int(round(self._audio.rate_hz / self.config.cues.cue_rate_hz)))
+            drop = int((cut_us - self._audio.t0_us) * self._audio.rate_hz // US_PER_S) // hop * hop
             if drop > 0:
                 t0 = self._audio.t0_us + int(round(drop * US_PER_S / self._audio.rate_hz))
-                self._audio = AudioCues(t0, self._audio.rate_hz, self._audio.rise_db[drop:].copy())
+                energy = None if self._audio.energy is None else self._audio.energy[drop:].copy()
+                self._audio = AudioCues(t0, self._audio.rate_hz, self._audio.rise_db[drop:].copy(), energy)
+        # Keep a few frames before the cut: interpolated features need a frame on each side.
         keep = self._video.t_us >= cut_us
+        idx = np.flatnonzero(keep)
+        if len(idx) and idx[0] > 2:
+            keep[idx[0] - 2:idx[0]] = True
         if not keep.all():
-            self._video = VideoCues(self._video.t_us[keep], self._video.novelty[keep])
+            self._video = self._video.select(keep)

@@ -156,6 +156,11 @@ def _split_runs(tv: np.ndarray, d: np.ndarray, jump_s: float) -> tuple[np.ndarra
 def fit_pairs(t_video_s: np.ndarray, t_audio_s: np.ndarray, config: SyncConfig) -> WarpFit | None:
     """Fits runs of constant offset with one shared drift to onset pairs.
 
+    Drift is kept only where it is significant: the pairs span ``min_drift_span_s``, the slope is
+    ``drift_min_t`` standard errors from 0, and over the span it moves the line by more than
+    ``drift_min_effect_ms`` and by more than ``drift_min_scatter_ratio`` times the pairs' own
+    scatter (so a 10 s clip with tens of ms of scatter never gets thousands of ppm).
+
     Args:
         t_video_s: Video onset times, any order.
         t_audio_s: Matching audio onset times.
@@ -164,6 +169,28 @@ def fit_pairs(t_video_s: np.ndarray, t_audio_s: np.ndarray, config: SyncConfig) 
     Returns:
         The fit, or None when fewer than ``config.min_pairs`` pairs are consistent.
     """
+    fit = _fit_pairs(t_video_s, t_audio_s, config, allow_drift=True)
+    if fit is None or fit.drift_ppm == 0.0:
+        return fit
+    tv = np.asarray(t_video_s, np.float64)[fit.inliers]
+    span = float(tv.max() - tv.min())
+    n = len(tv)
+    se = (fit.residual_rms_ms / 1000.0) / max(np.sqrt(n) * tv.std(), 1e-9)
+    slope = fit.drift_ppm * 1e-6
+    # Pair-to-pair scatter, from differences of neighbouring pairs (a real drift moves neighbours
+    # by well under a millisecond, and the median ignores the few jumps at real splices): a slope
+    # whose effect over the span is not well above it is the scatter, not a clock.
+    order = np.argsort(t_video_s, kind="stable")
+    steps = np.diff((np.asarray(t_audio_s, np.float64) - np.asarray(t_video_s, np.float64))[order])
+    scatter_ms = 1.4826 * float(np.median(np.abs(steps))) / np.sqrt(2.0) * 1000.0 if len(steps) else 0.0
+    effect_ms = abs(slope) * span * 1000.0
+    if (abs(slope) < config.drift_min_t * se or effect_ms < config.drift_min_effect_ms
+            or effect_ms < config.drift_min_scatter_ratio * scatter_ms):
+        return _fit_pairs(t_video_s, t_audio_s, config, allow_drift=False) or fit
+    return fit
+
+
+def _fit_pairs(t_video_s: np.ndarray, t_audio_s: np.ndarray, config: SyncConfig, allow_drift: bool) -> WarpFit | None:
     order = np.argsort(t_video_s, kind="stable")
     tv = np.asarray(t_video_s, np.float64)[order]
     ta = np.asarray(t_audio_s, np.float64)[order]
@@ -176,7 +203,7 @@ def fit_pairs(t_video_s: np.ndarray, t_audio_s: np.ndarray, config: SyncConfig) 
     if keep.sum() < config.min_pairs:
         return None
     span = tv[keep].max() - tv[keep].min()
-    fit_drift = span >= config.min_drift_span_s
+    fit_drift = allow_drift and span >= config.min_drift_span_s
     slope, offsets = 0.0, {}
     for _ in range(4):
         runs = sorted(set(labels[keep]))

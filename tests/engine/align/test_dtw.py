@@ -183,15 +183,17 @@ def test_length_one_sequences() -> None:
         (np.zeros((3, 2)), np.zeros((3, 3)), None, "b"),
         (np.zeros((2, 2, 2)), np.zeros(3), None, "a"),
         (["x", "y"], [1.0], None, "a"),
-        (np.zeros(10), np.zeros(4), DTWConfig(window_frames=5), "window_frames"),
-        (np.zeros(4), np.zeros(4), DTWConfig(window_frames=-1), "window_frames"),
-        (np.zeros(4), np.zeros(6), DTWConfig(band_offsets=(0, 1)), "band_offsets"),
-        (np.zeros(4), np.zeros(4), DTWConfig(metric="manhattan"), "metric"),  # type: ignore[arg-type]
+        (np.zeros(10), np.zeros(4), {"window_frames": 5}, "window_frames"),
+        (np.zeros(4), np.zeros(4), {"window_frames": -1}, "window_frames"),
+        (np.zeros(4), np.zeros(6), {"band_offsets": (0, 1)}, "band_offsets"),
+        (np.zeros(4), np.zeros(4), {"metric": "manhattan"}, "metric"),  # type: ignore[arg-type]
     ],
 )
 def test_bad_inputs_raise_typed_errors(a, b, cfg, name) -> None:
+    # Configs are given as keyword dicts: DTWConfig validates in __post_init__, so a bad one
+    # must be built inside the raises block (building it at collection time broke collection).
     with pytest.raises(InvalidInputError) as exc:
-        dtw(a, b, cfg)
+        dtw(a, b, None if cfg is None else DTWConfig(**cfg))
     assert exc.value.input == name
     assert isinstance(exc.value, ValueError)
 

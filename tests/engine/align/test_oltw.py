@@ -110,15 +110,16 @@ def test_stalled_stream_raises_instead_of_growing() -> None:
 @pytest.mark.parametrize(
     ("cfg", "name"),
     [
-        (OLTWConfig(window_frames=1), "window_frames"),
-        (OLTWConfig(max_run_frames=0), "max_run_frames"),
-        (OLTWConfig(max_lead_frames=0), "max_lead_frames"),
-        (OLTWConfig(metric="l1"), "metric"),  # type: ignore[arg-type]
+        ({"window_frames": 1}, "window_frames"),
+        ({"max_run_frames": 0}, "max_run_frames"),
+        ({"max_lead_frames": 0}, "max_lead_frames"),
+        ({"metric": "l1"}, "metric"),  # type: ignore[arg-type]
     ],
 )
-def test_bad_config(cfg: OLTWConfig, name: str) -> None:
+def test_bad_config(cfg: dict, name: str) -> None:
+    # OLTWConfig validates in __post_init__: the bad config is built inside the raises block.
     with pytest.raises(InvalidInputError) as exc:
-        OnlineDTW(cfg)
+        OnlineDTW(OLTWConfig(**cfg))
     assert exc.value.input == name
 
 
