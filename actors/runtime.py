@@ -33,12 +33,15 @@ class _PendingFileHandler(logging.Handler):
         self._file: logging.FileHandler | None = None
 
     def open(self, path: Path) -> None:
-        """Starts writing to ``path``, pending records first."""
-        self._file = logging.FileHandler(path, encoding="utf-8")
-        self._file.setFormatter(logging.Formatter(_LOG_FORMAT))
-        pending, self._pending = self._pending, []
-        for record in pending:
-            self._file.handle(record)
+        """Starts writing to ``path``, pending records first (under the handler's lock, so a
+        record emitted meanwhile by another thread is neither lost nor written out of order)."""
+        file = logging.FileHandler(path, encoding="utf-8")
+        file.setFormatter(logging.Formatter(_LOG_FORMAT))
+        with self.lock:
+            pending, self._pending = self._pending, []
+            for record in pending:
+                file.handle(record)
+            self._file = file
 
     def emit(self, record: logging.LogRecord) -> None:
         if self._file is not None:

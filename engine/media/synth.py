@@ -166,10 +166,7 @@ def _validate(spec: SynthSpec, path: Path) -> tuple[str | None, str | None]:
     acodec = acodec if spec.with_audio else None
     if vcodec is None and acodec is None:
         raise InvalidInputError("spec", f"{path}: nothing to write (no stream this container can hold)")
-    if spec.duration_s <= 0 or spec.fps <= 0 or spec.sample_rate_hz <= 0:
-        raise InvalidInputError("spec", "duration_s, fps and sample_rate_hz must be positive")
-    if not 0.0 <= spec.vfr_jitter < 1.0:
-        raise InvalidInputError("vfr_jitter", f"must be in [0, 1), got {spec.vfr_jitter}")
+    # (value ranges are checked when the SynthSpec is made)
     if acodec == "libopus" and spec.sample_rate_hz != 48_000:
         raise InvalidInputError("sample_rate_hz", "opus (webm/ogg) needs 48000 Hz")
     return vcodec, acodec
