@@ -49,7 +49,7 @@ class CompressionConfig:
     audio_match_stages: Optional[int] = 2
 
     def __post_init__(self) -> None:
-        check_fields(self, unit_interval=("keyframe_threshold", "scene_cut_threshold"),
+        check_fields(self, non_negative=("keyframe_threshold", "scene_cut_threshold"),
                      positive=("budget_tokens_per_s", "audio_match_stages"))
 
 

@@ -44,7 +44,7 @@ def test_errors_survive_pickling_with_their_fields():
     (LogMelConfig, {"max_frequency_hz": 9_000.0}),
     (TokenizerConfig, {"audio_quantizers": 0}),
     (SynthSpec, {"fps": 0}),
-    (CompressionConfig, {"keyframe_threshold": 2.0}),
+    (CompressionConfig, {"keyframe_threshold": -0.1}),
 ])
 def test_configs_refuse_bad_values_at_construction(cls, kw):
     with pytest.raises(InvalidInputError) as err:

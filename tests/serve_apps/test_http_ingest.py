@@ -25,6 +25,7 @@ from engine.tokenize.tokenizer import RegionConfig, Tokenizer, TokenizerConfig
 pytestmark = pytest.mark.slow
 
 SEGMENTS = 3  # a 6 s clip in 2 s segments
+LONG_SEGMENTS = 8  # the 16 s live clip: long enough to outlast the pipeline's start-up
 
 
 def _free_port() -> int:
@@ -39,10 +40,11 @@ def media(tmp_path_factory):
     clip = root / "media" / "clip.mp4"
     clip.parent.mkdir()
     synthesize(SynthSpec(duration_s=6.0, offset_ms=0.0, speech=True, seed=11), clip)
+    synthesize(SynthSpec(duration_s=16.0, offset_ms=0.0, seed=12), root / "media" / "long_clip.mp4")
     cfg = TokenizerConfig(audio_quantizers=2, audio_codebook_size=16, video_quantizers=2, video_codebook_size=16,
                           region=RegionConfig(resize_height_px=48, resize_width_px=64, patch_px=16, dim=16))
     Tokenizer.fit(list(iter_segments(str(clip), MediaConfig(video_width=160, video_height=120))), cfg).save(root / "codebooks")
-    return {"root": root, "clip": clip, "codebooks": str(root / "codebooks")}
+    return {"root": root, "clip": clip, "long_clip": root / "media" / "long_clip.mp4", "codebooks": str(root / "codebooks")}
 
 
 @pytest.fixture(scope="module")
@@ -125,8 +127,8 @@ def _keys(db, stream_id: str) -> collections.Counter:
     return collections.Counter(r["segment_index"] for r in tbl if r["stream_id"] == stream_id)
 
 
-def _exactly_once(db, stream_id: str) -> None:
-    assert _keys(db, stream_id) == collections.Counter(range(SEGMENTS))
+def _exactly_once(db, stream_id: str, segments: int = SEGMENTS) -> None:
+    assert _keys(db, stream_id) == collections.Counter(range(segments))
 
 
 def test_http_ingest_runs_the_pipeline_and_its_metrics_show_on_the_ingress(app, media):
@@ -206,7 +208,7 @@ def test_a_killed_ingest_driver_is_relaunched_and_resumes_exactly_once(app, medi
     import ray
 
     url = app["url"]
-    r = _ingest(url, {"url": str(media["clip"]), "stream_id": "http-relaunch", "live": True})
+    r = _ingest(url, {"url": str(media["long_clip"]), "stream_id": "http-relaunch", "live": True})
     assert r.status_code == 202, r.text
     deadline = time.monotonic() + 120
     while (st := requests.get(f"{url}/v1/streams/http-relaunch", timeout=30).json())["state"] == "running":
@@ -214,7 +216,7 @@ def test_a_killed_ingest_driver_is_relaunched_and_resumes_exactly_once(app, medi
             break
         assert time.monotonic() < deadline, st
         time.sleep(0.2)
-    assert st["state"] == "running", st  # live: the clip plays for 6 s, the first segment is in after ~2 s
+    assert st["state"] == "running", st  # live: the clip plays for 16 s, the first segment is in after ~2 s plus start-up
     # The stream's pipeline runs inside its placement group: the driver (0.1 CPU), the writer (0.1)
     # and at least one tokenizer (0.5) use the group's CPUs (outside it, at most 0.25 would).
     (pg_id,) = [pid for pid, info in ray.util.placement_group_table().items()
@@ -226,8 +228,8 @@ def test_a_killed_ingest_driver_is_relaunched_and_resumes_exactly_once(app, medi
     ray.kill(ray.get_actor(name, namespace=ns))
     st = _wait_done(url, "http-relaunch")
     assert st["state"] == "done" and st["restarts"] == 1 and st["error"] is None, st
-    assert st["rows"] == SEGMENTS
-    _exactly_once(app["db"], "http-relaunch")
+    assert st["rows"] == LONG_SEGMENTS
+    _exactly_once(app["db"], "http-relaunch", LONG_SEGMENTS)
 
 
 def test_streams_the_cluster_has_no_room_for_queue_instead_of_deadlocking(serve_port, tiny_model_dir, media, tmp_path):
