@@ -15,7 +15,7 @@ Out: :class:`~engine.align.sync.SyncEstimate` — ``offset_ms``, ``drift_ppm``, 
 
 Public names:
     config: SyncConfig, LOW_CONFIDENCE
-    coarse: LagCorrelator, GlobalLag, choose_lag, video_features, audio_features
+    coarse: LagCorrelator, GlobalLag, choose_lag, subbin_peak, video_features, audio_features
     cues: CueConfig, AudioCues, VideoCues, SegmentCues, SegmentCueExtractor, AudioCueExtractor,
         VideoCueExtractor
     sync: SyncEstimate, SyncDiagnostics, estimate_sync, estimate_from_cues, estimate_from_segments,

@@ -301,16 +301,23 @@ def feature_names(n_video: int) -> list[str]:
     return list(VIDEO_GLOBAL) + [f"dr{k}" for k in range(n_video - len(VIDEO_GLOBAL))]
 
 
-def _peak(curve: np.ndarray, excl: int) -> tuple[int, float, float, float]:
-    """``(index, value, sub-bin fraction, prominence)`` of a curve's maximum."""
+def subbin_peak(curve: np.ndarray) -> tuple[int, float]:
+    """Index of a curve's maximum and its sub-bin offset in [-0.5, 0.5] (parabola through the
+    peak and its neighbours; 0 at the ends or on a flat top)."""
     k = int(np.argmax(curve))
-    p = float(curve[k])
     frac = 0.0
     if 0 < k < len(curve) - 1:
         y0, y1, y2 = curve[k - 1], curve[k], curve[k + 1]
         den = y0 - 2 * y1 + y2
         if den < 0:
             frac = float(np.clip(0.5 * (y0 - y2) / den, -0.5, 0.5))
+    return k, frac
+
+
+def _peak(curve: np.ndarray, excl: int) -> tuple[int, float, float, float]:
+    """``(index, value, sub-bin fraction, prominence)`` of a curve's maximum."""
+    k, frac = subbin_peak(curve)
+    p = float(curve[k])
     away = np.ones(len(curve), bool)
     away[max(0, k - excl):k + excl + 1] = False
     # Only other local maxima count as rivals (the slope of the main peak is not a rival).

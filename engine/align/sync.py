@@ -46,7 +46,7 @@ from engine.align.cues import (
     grid_size,
     video_on_grid,
 )
-from engine.align.coarse import GlobalLag, LagCorrelator, audio_features, choose_lag, video_features
+from engine.align.coarse import GlobalLag, LagCorrelator, audio_features, choose_lag, subbin_peak, video_features
 from engine.align.config import LOW_CONFIDENCE, SyncConfig
 from engine.align.dtw import DTWConfig, dtw
 from engine.media.timeline import US_PER_S
@@ -173,15 +173,8 @@ def coarse_lag(video_cue: np.ndarray, audio_cue: np.ndarray, max_lag_bins: int) 
     xc = np.fft.irfft(spec, size)  # xc[L] = sum_k v[k] a[k+L], negative L wrapped to the end
     lags = np.arange(-max_lag_bins, max_lag_bins + 1)
     vals = xc[lags % size]
-    k = int(np.argmax(vals))
-    peak = float(vals[k])
-    frac = 0.0
-    if 0 < k < len(vals) - 1:
-        y0, y1, y2 = vals[k - 1], vals[k], vals[k + 1]
-        den = y0 - 2 * y1 + y2
-        if den < 0:
-            frac = float(np.clip(0.5 * (y0 - y2) / den, -0.5, 0.5))
-    return float(lags[k] + frac), peak
+    k, frac = subbin_peak(vals)
+    return float(lags[k] + frac), float(vals[k])
 
 
 def global_xcorr_offset_ms(video: VideoCues, audio: AudioCues, config: SyncConfig | None = None) -> float | None:
