@@ -24,10 +24,20 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
 	touch $(STAMP)
 
+DEMO_SPEECH ?= $(HOME)/.cache/omnialign/demo/reading.wav
+
 demo: install
-	$(VENV)/bin/omnialign demo
+	# A real recording with speech for the demo's ASR step (LibriVox sentences from Debian
+	# pocketsphinx-testdata, cached outside the repo).
+	$(PY) -m benchmarks.data.speech --export $(DEMO_SPEECH)
+	$(VENV)/bin/omnialign demo --speech $(DEMO_SPEECH)
 
 test: install
+	# Real English speech (Debian pocketsphinx-testdata, 1.8 MB) and photographs (scikit-image
+	# sample data, 14 MB wheel) for the ASR and encoder tests, cached
+	# outside the repo (unpacked, not installed).
+	$(PY) -m benchmarks.data.speech
+	$(PY) -m benchmarks.data.pictures
 	$(PY) -m pytest -q
 
 bench: install

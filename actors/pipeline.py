@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import ray
 
 from actors.aligner import AlignerActor, aligner_for
+from actors.asr import AsrActor, asr_for
 from actors.queue_datasource import SegmentQueueDatasource
 from actors.source import SourceActor
 from actors.tokenizer import TokenizeSegments, tokenizer_resources
@@ -61,6 +62,10 @@ def pipeline_bundles(config: PipelineConfig, driver_num_cpus: float = 0.0) -> li
     pinned to its bundle: with "any bundle", a read task that started first could take part of a
     tokenizer's share and leave the tokenizer nowhere to go (seen: a stream stuck at 0 rows)."""
     head = {"CPU": driver_num_cpus + _READ_NUM_CPUS + _WRITER_NUM_CPUS + config.source_num_cpus}
+    if config.asr is not None:
+        head["CPU"] += config.asr_actors * config.asr_num_cpus
+        if config.asr_num_gpus:
+            head["GPU"] = config.asr_actors * config.asr_num_gpus
     n = config.tokenizer_max_actors
     tok = {{"num_cpus": "CPU", "num_gpus": "GPU"}[k]: v * n
            for k, v in tokenizer_resources(config.tokenizer_num_cpus, config.tokenizer_num_gpus).items() if v}
@@ -85,6 +90,7 @@ class IngestSummary:
     rows_total: int = 0
     media_s: float = 0.0
     wall_s: float = 0.0
+    asr_model: dict | None = None
 
     @property
     def realtime_factor(self) -> float:
@@ -125,6 +131,10 @@ def run_ingest(sources: Sequence[str], config: PipelineConfig,
     sources = expand_sources(sources)
     if not sources:
         raise InvalidInputError("sources", "no media sources given (folders contained no media files)")
+    if config.asr is not None:
+        from engine.asr.model import check_speech_model
+
+        check_speech_model(config.asr)  # a missing model: one typed error before anything starts
     tokenizer = Tokenizer.load(config.codebooks_dir)
     store = SegmentStore(store_config_for(config, tokenizer))  # creates the table once, up front
     metrics = IngestMetrics(config.metrics_port)
@@ -138,11 +148,16 @@ def run_ingest(sources: Sequence[str], config: PipelineConfig,
     summary.streams = list(by_id.values())
 
     aligners = None
+    asr: list = []
     actors: list = []
     try:
         head = _placement(placement_group, HEAD_BUNDLE)
         aligners = [AlignerActor.options(num_cpus=0, **head).remote(config.sync, config.sync_window_s, config.fault_injection)
                     for _ in range(max(1, min(config.aligner_actors, len(by_id))))]
+        if config.asr is not None:
+            asr = [AsrActor.options(num_cpus=config.asr_num_cpus, num_gpus=config.asr_num_gpus, **head).remote(config.asr)
+                   for _ in range(max(1, min(config.asr_actors, len(by_id))))]
+            summary.asr_model = ray.get(asr[0].model_info.remote())
         runs, hosted = {}, {}
         per_actor = config.streams_per_source_actor
         for i, s in enumerate(summary.streams):
@@ -152,8 +167,9 @@ def run_ingest(sources: Sequence[str], config: PipelineConfig,
                 hosted[actors[-1]] = []
             hosted[actors[-1]].append(s.stream_id)
             runs[s.stream_id] = actors[-1].run.remote(s.stream_id, s.source_uri, aligner_for(aligners, s.stream_id),
-                                                      store.committed_indexes(s.stream_id))
-        ds = _build_dataset(hosted, runs, aligners, config, store.config, placement_group)
+                                                      store.committed_indexes(s.stream_id),
+                                                      asr_for(asr, s.stream_id) if asr else None)
+        ds = _build_dataset(hosted, runs, aligners, asr, config, store.config, placement_group)
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=0):
             for row in unpack_records(batch):
                 s = by_id[row.stream_id]
@@ -178,6 +194,8 @@ def run_ingest(sources: Sequence[str], config: PipelineConfig,
             if result["error"]:
                 by_id[sid].error = result["error"]
         for s in summary.streams:
+            if asr:
+                s.asr = ray.get(asr_for(asr, s.stream_id).stats.remote(s.stream_id))
             est = ray.get(aligner_for(aligners, s.stream_id).current.remote(s.stream_id))
             s.offset_ms, s.drift_ppm, s.confidence = est.offset_ms, est.drift_ppm, est.confidence
             if s.offset_ms is not None:
@@ -186,15 +204,15 @@ def run_ingest(sources: Sequence[str], config: PipelineConfig,
                 metrics.sync_confidence.labels(s.stream_id).set(s.confidence)
         store.ensure_indexes()
     finally:
-        for a in [*actors, *(aligners or [])]:
+        for a in [*actors, *(aligners or []), *asr]:
             ray.kill(a)
         metrics.close()
     summary.wall_s = time.monotonic() - t0
     return summary
 
 
-def _build_dataset(sources: dict, runs: dict, aligners: list, config: PipelineConfig, store_config: StoreConfig,
-                   placement_group) -> ray.data.Dataset:
+def _build_dataset(sources: dict, runs: dict, aligners: list, asr: list, config: PipelineConfig,
+                   store_config: StoreConfig, placement_group) -> ray.data.Dataset:
     """source actors → tokenize (autoscaling actor pool) → attach alignment and write."""
     # Ray Data holds a read task's output until a block reaches target_max_block_size; below one
     # segment's size every taken batch is released downstream at once (streaming). Ray copies the
@@ -204,13 +222,13 @@ def _build_dataset(sources: dict, runs: dict, aligners: list, config: PipelineCo
     saved_block_bytes = ctx.target_max_block_size
     ctx.target_max_block_size = _STREAMING_BLOCK_BYTES
     try:
-        return _operators(sources, runs, aligners, config, store_config, placement_group)
+        return _operators(sources, runs, aligners, asr, config, store_config, placement_group)
     finally:
         ctx.target_max_block_size = saved_block_bytes
 
 
-def _operators(sources: dict, runs: dict, aligners: list, config: PipelineConfig, store_config: StoreConfig,
-               placement_group) -> ray.data.Dataset:
+def _operators(sources: dict, runs: dict, aligners: list, asr: list, config: PipelineConfig,
+               store_config: StoreConfig, placement_group) -> ray.data.Dataset:
     head, tok = _placement(placement_group, HEAD_BUNDLE), _placement(placement_group, TOKENIZER_BUNDLE)
     # The tokenizer pool starts at its maximum: an actor the autoscaler adds later starts (imports
     # torch, loads codebooks) exactly when the pipeline is busiest, which measured slower; the
@@ -237,12 +255,14 @@ def _operators(sources: dict, runs: dict, aligners: list, config: PipelineConfig
                                       ray_remote_args={"max_retries": 0, **head,
                                                        "_generator_backpressure_num_objects": 2 * _READ_AHEAD_BLOCKS})
     ds = ds.map_batches(TokenizeSegments, batch_size=1,
-                        fn_constructor_kwargs={"codebooks_dir": config.codebooks_dir, "fault_injection": config.fault_injection},
+                        fn_constructor_kwargs={"codebooks_dir": config.codebooks_dir, "fault_injection": config.fault_injection,
+                                               "image_encoder": config.image_encoder},
                         compute=ray.data.ActorPoolStrategy(min_size=config.tokenizer_min_actors, max_size=config.tokenizer_max_actors,
                                                            initial_size=initial),
                         **tokenizer_resources(config.tokenizer_num_cpus, config.tokenizer_num_gpus), **tok)
     # batch_size=1: one packed row (one take's segments) per call; WriteRows commits it in chunks
     # of writer_batch_rows segments.
     return ds.map_batches(WriteRows, batch_size=1,
-                          fn_constructor_kwargs={"config": config, "store_config": store_config, "aligners": aligners},
+                          fn_constructor_kwargs={"config": config, "store_config": store_config, "aligners": aligners,
+                                               "asr_actors": asr or None},
                           compute=ray.data.ActorPoolStrategy(size=1), num_cpus=_WRITER_NUM_CPUS, **head)

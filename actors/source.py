@@ -73,17 +73,18 @@ class SourceActor:
                 break
         return items
 
-    def run(self, stream_id: str, source_uri: str, aligner, skip_indexes: set[int]) -> dict:
+    def run(self, stream_id: str, source_uri: str, aligner, skip_indexes: set[int], asr=None) -> dict:
         """Decodes one stream to its end; returns ``{stream_id, segments, skipped, error}``.
 
         Never raises for bad input (a media or input error of the source is returned, so one
         stream fails alone); any other exception is a bug: it is logged with its traceback and
         also ends only this stream.
-        Segments in ``skip_indexes`` (already committed) still go to the aligner, so its state
-        is the same as in a first run, but are not emitted again.
+        Segments in ``skip_indexes`` (already committed) still go to the aligner and the ASR
+        actor (``asr``, None when ASR is off), so their state is the same as in a first run, but
+        are not emitted again.
         """
         summary = {"stream_id": stream_id, "source_uri": source_uri, "segments": 0, "skipped": 0, "error": None}
-        push = None
+        push = heard = None
         # The stream's cues are extracted here and only they (kilobytes) go to its aligner, not
         # the frames (megabytes); the extractor carries the stream's cue history across segments.
         cues = SegmentCueExtractor(self.config.sync.cues)
@@ -96,6 +97,14 @@ class SourceActor:
                     if push is not None:
                         ray.get(push)
                     push = aligner.push.remote(stream_id, cues.extract(seg))
+                    if asr is not None:
+                        # Also one call in flight; recognition of this segment overlaps the
+                        # decoding of the next, and a slower recognizer holds decoding back
+                        # (backpressure, not a growing backlog).
+                        if heard is not None:
+                            ray.get(heard)
+                        heard = asr.push.remote(stream_id, seg.index, seg.t_start_us, seg.t_end_us, seg.audio,
+                                                seg.is_final)
                     if seg.index in skip_indexes:
                         summary["skipped"] += 1
                         continue
@@ -104,6 +113,8 @@ class SourceActor:
                     summary["segments"] += 1
             if push is not None:
                 ray.get(push)
+            if heard is not None:
+                ray.get(heard)
         except OmniAlignError as exc:  # bad input (MediaError, InvalidInputError, ...): this stream fails with its reason
             summary["error"] = f"{type(exc).__name__}: {exc}"
         except Exception as exc:  # a bug, not bad input: keep the traceback, still fail alone
@@ -115,7 +126,11 @@ class SourceActor:
                 # when decoding failed with a push still in flight).
                 if push is not None and summary["error"] is not None:
                     ray.wait([push])
+                if heard is not None and summary["error"] is not None:
+                    ray.wait([heard])
                 ray.get(aligner.finish.remote(stream_id))
+                if asr is not None:
+                    ray.get(asr.finish.remote(stream_id))
             finally:
                 self._out.put((END_MARKER, stream_id))
         return summary

@@ -39,10 +39,13 @@ class TokenizeSegments:
     Args:
         codebooks_dir: Folder written by ``omnialign rvq fit`` / ``Tokenizer.save``.
         thumbnail_px: Longest side of the keyframe JPEG thumbnails.
+        image_encoder: Pretrained encoder of the keyframes' ``image_emb`` (see
+            :func:`engine.encode.registry.build_image_encoder`); None: no image embedding.
         fault_injection: Test hook, see :mod:`actors.faults`.
     """
 
-    def __init__(self, codebooks_dir: str, thumbnail_px: int = 160, fault_injection: tuple = ()) -> None:
+    def __init__(self, codebooks_dir: str, thumbnail_px: int = 160, fault_injection: tuple = (),
+                 image_encoder: str | None = None) -> None:
         import ray
         import torch
 
@@ -55,9 +58,14 @@ class TokenizeSegments:
         self.tokenizer = Tokenizer.load(codebooks_dir, device=self.device)
         self.thumbnail_px = thumbnail_px
         self.fault_injection = fault_injection
+        self.image_encoder = None
+        if image_encoder is not None:
+            from engine.encode.registry import build_image_encoder
+
+            self.image_encoder = build_image_encoder(image_encoder, self.device)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
         recs = unpack_records(batch)
         for rec in recs:
             maybe_fail(self.fault_injection, "tokenizer", rec.segment.index)
-        return pack_records(tokenize_records(self.tokenizer, recs, self.thumbnail_px))
+        return pack_records(tokenize_records(self.tokenizer, recs, self.thumbnail_px, self.image_encoder))

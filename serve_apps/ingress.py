@@ -265,7 +265,14 @@ class OmniIngress:
                 import numpy as np
 
                 frame = decode_image(body.image, "image", limit)
-                vector, column = self._codebook_tokenizer().embed_frames(frame[None], np.zeros(1, np.int64)), "video_emb"
+                spec = self._store().encoders().get("image_emb")
+                if spec:  # the table's pretrained image encoder: semantic neighbours, not pixel copies
+                    from engine.encode.registry import query_image_embedding
+
+                    vector, column = query_image_embedding(spec, frame), "image_emb"
+                else:
+                    vector, column = (self._codebook_tokenizer().embed_frames(frame[None], np.zeros(1, np.int64)),
+                                      "video_emb")
             q = SearchQuery(text=body.text, vector=vector, vector_column=column, stream_id=body.stream_id, k=body.k,
                             from_us=None if body.from_s is None else int(body.from_s * 1e6),
                             to_us=None if body.to_s is None else int(body.to_s * 1e6))

@@ -31,11 +31,42 @@ DEBIAN_SOURCES: dict[str, str] = {
     "ktuberling-data": "GPL-2+ (KTuberling sounds)",
     "openclipart-png": "Public domain (Open Clip Art Library)",
 }
+#: Speech with reference transcripts for the ASR tests and benchmark (issue #13).
+SPEECH_SOURCES: dict[str, str] = {
+    "pocketsphinx-testdata": "BSD-2-Clause (CMU Sphinx test data; LibriVox recordings are public domain)",
+}
 SKIMAGE = ("scikit-image", "0.26.0", "BSD-3-Clause; pictures: public domain / CC0 / CC-BY (see skimage/data/README)")
 
 
 def _debs(cache: Path, pkg: str) -> list[str]:
     return sorted(glob.glob(str(cache / "debs" / f"{pkg}_*.deb")))
+
+
+def fetch_debian(cache: Path, packages: list[str], log=print) -> Path:
+    """Downloads (if missing) and unpacks Debian ``packages`` into ``cache / "x"``; returns it.
+
+    Raises:
+        RuntimeError: A package could not be fetched (the message names it).
+    """
+    debs = cache / "debs"
+    root = cache / "x"
+    debs.mkdir(parents=True, exist_ok=True)
+    missing = [p for p in packages if not _debs(cache, p)]
+    if missing:
+        log(f"apt-get update; downloading {len(missing)} packages")
+        subprocess.run(["apt-get", "update"], check=False, capture_output=True)
+        for pkg in missing:
+            done = subprocess.run(["apt-get", "download", pkg], cwd=debs, capture_output=True, text=True)
+            if done.returncode != 0 or not _debs(cache, pkg):
+                raise RuntimeError(f"apt-get download {pkg} failed: {done.stderr.strip()[-300:]}")
+    for pkg in packages:
+        stamp = root / ".unpacked" / pkg
+        if not stamp.exists():
+            log(f"unpacking {pkg}")
+            subprocess.run(["dpkg", "-x", _debs(cache, pkg)[-1], str(root)], check=True)
+            stamp.parent.mkdir(parents=True, exist_ok=True)
+            stamp.touch()
+    return root
 
 
 def fetch_all(cache: Path, log=print) -> Path:
@@ -51,24 +82,15 @@ def fetch_all(cache: Path, log=print) -> Path:
     Raises:
         RuntimeError: A source could not be fetched (the message names it).
     """
-    debs = cache / "debs"
-    root = cache / "x"
+    fetch_debian(cache, list(DEBIAN_SOURCES), log)
+    return fetch_skimage(cache, log)
+
+
+def fetch_skimage(cache: Path, log=print) -> Path:
+    """Downloads (if missing) the scikit-image wheel and unpacks only its ``skimage/data``
+    pictures into ``cache / "x"``; returns that root."""
+    debs, root = cache / "debs", cache / "x"
     debs.mkdir(parents=True, exist_ok=True)
-    missing = [p for p in DEBIAN_SOURCES if not _debs(cache, p)]
-    if missing:
-        log(f"apt-get update; downloading {len(missing)} packages")
-        subprocess.run(["apt-get", "update"], check=False, capture_output=True)
-        for pkg in missing:
-            done = subprocess.run(["apt-get", "download", pkg], cwd=debs, capture_output=True, text=True)
-            if done.returncode != 0 or not _debs(cache, pkg):
-                raise RuntimeError(f"apt-get download {pkg} failed: {done.stderr.strip()[-300:]}")
-    for pkg in DEBIAN_SOURCES:
-        stamp = root / ".unpacked" / pkg
-        if not stamp.exists():
-            log(f"unpacking {pkg}")
-            subprocess.run(["dpkg", "-x", _debs(cache, pkg)[-1], str(root)], check=True)
-            stamp.parent.mkdir(parents=True, exist_ok=True)
-            stamp.touch()
     name, ver, _ = SKIMAGE
     wheels = sorted(glob.glob(str(debs / "scikit_image-*.whl")))
     if not wheels:

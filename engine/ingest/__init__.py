@@ -12,8 +12,10 @@ Out: :class:`~engine.store.schema.SegmentRow` rows for the store.
 Public names:
     config: PipelineConfig
     records: SegmentRecord, TokenRecord, Alignment, CommitRecord, pack_records, unpack_records,
-        record_to_row, PIPELINE_VERSION, SYNC_MEASURED, SYNC_FALLBACK, SYNC_NONE
+        record_to_row, PIPELINE_VERSION, SYNC_MEASURED, SYNC_FALLBACK, SYNC_NONE, SpeechRecord,
+        with_speech
     tokenize_stage: tokenize_records, tokenize_record, jpeg_thumbnails
+    asr_stage: speech_records, recognize_segment
     pipeline: run_local (the benchmarks' reference loop), StreamResult, expand_sources,
         store_config_for
 """

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from engine.align.config import SyncConfig
+from engine.asr.config import AsrConfig
 from engine.errors import InvalidInputError
 from engine.media.decode import MediaConfig
 
@@ -52,6 +53,17 @@ class PipelineConfig:
             that stage's actor exit once at that segment (see ``actors/faults.py``).
         aligner_wait_s: How long the writer waits for a segment's own sync estimate before the
             row takes the stream's newest one (``sync_status = "fallback"``).
+        image_encoder: Pretrained encoder of each segment's keyframes into ``image_emb``
+            (``efficientnet-lite0`` or ``hf:<folder>``); None: off.
+        asr: Speech recognition settings; None turns ASR off (``--no-asr``).
+        asr_actors: Per-stream recognizers live in this many actors (hash of the stream id).
+        asr_num_cpus: CPUs reserved per ASR actor. A scheduling share, not a thread count (it
+            runs ``asr.cpu_threads`` threads, mostly idle between utterances): 0.25 lets one
+            stream's whole pipeline (its placement group) fit on 2 cores beside the Serve
+            replicas.
+        asr_num_gpus: GPUs per ASR actor (then faster-whisper runs float16 on CUDA).
+        asr_wait_s: How long the writer waits for a segment's words before writing the row
+            without them (only after an ASR actor restart or on a machine far too slow).
     """
 
     db_dir: str
@@ -77,9 +89,15 @@ class PipelineConfig:
     metrics_port: int | None = None
     fault_injection: tuple[tuple[str, int, str], ...] = ()
     aligner_wait_s: float = 30.0
+    image_encoder: str | None = "efficientnet-lite0"
+    asr: AsrConfig | None = field(default_factory=AsrConfig)
+    asr_actors: int = 1
+    asr_num_cpus: float = 0.25
+    asr_num_gpus: float = 0.0
+    asr_wait_s: float = 300.0
 
     def __post_init__(self) -> None:
-        for name in ("segment_s", "sync_window_s", "aligner_wait_s"):
+        for name in ("segment_s", "sync_window_s", "aligner_wait_s", "asr_wait_s"):
             if getattr(self, name) <= 0:
                 raise InvalidInputError(name, f"must be positive, got {getattr(self, name)}")
         # The tracker's coarse search needs room for the largest offset on both sides.
@@ -87,10 +105,11 @@ class PipelineConfig:
         if self.sync_window_s < min_window_s:
             raise InvalidInputError("sync_window_s", f"must be >= 4 x (sync.max_offset_ms + sync.search_ms) = "
                                     f"{min_window_s:.1f} s, got {self.sync_window_s}")
-        for name in ("tokenizer_num_cpus", "tokenizer_num_gpus", "source_num_cpus"):
+        for name in ("tokenizer_num_cpus", "tokenizer_num_gpus", "source_num_cpus", "asr_num_cpus", "asr_num_gpus"):
             if getattr(self, name) < 0:
                 raise InvalidInputError(name, f"must be >= 0, got {getattr(self, name)}")
-        for name in ("streams_per_source_actor", "queue_max_segments", "writer_batch_rows", "aligner_actors"):
+        for name in ("streams_per_source_actor", "queue_max_segments", "writer_batch_rows", "aligner_actors",
+                     "asr_actors"):
             if getattr(self, name) < 1:
                 raise InvalidInputError(name, f"must be >= 1, got {getattr(self, name)}")
         if not 1 <= self.tokenizer_min_actors <= self.tokenizer_max_actors:

@@ -21,11 +21,11 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, TYPE_CHECKING
 
 from engine.errors import InvalidInputError, MediaError, OmniAlignError
 from engine.ingest.config import PipelineConfig
-from engine.ingest.records import Alignment, SegmentRecord, TokenRecord, record_to_row
+from engine.ingest.records import Alignment, SegmentRecord, TokenRecord, record_to_row, with_speech
 from engine.media.decode import SegmentReader
 from engine.media.sources import default_stream_id
 from engine.media.transcripts import TranscriptSidecar
@@ -37,7 +37,8 @@ if TYPE_CHECKING:
     from engine.tokenize.tokenizer import Tokenizer
 
 #: Media extensions picked up when a folder is given as a source.
-MEDIA_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".ts", ".avi", ".wav", ".flac", ".ogg", ".mp3", ".m4a")
+MEDIA_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".ts", ".avi", ".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus",
+                    ".png", ".jpg", ".jpeg", ".webp")
 
 
 def expand_sources(sources: Sequence[str]) -> list[str]:
@@ -53,14 +54,33 @@ def expand_sources(sources: Sequence[str]) -> list[str]:
 
 
 def store_config_for(config: PipelineConfig, tokenizer: Tokenizer) -> StoreConfig:
-    """The table shape this tokenizer's rows need."""
+    """The table shape this tokenizer's rows need, and which pretrained models fill which columns
+    (schema metadata ``omnialign.encoder.<column>``).
+
+    Raises:
+        ModelNotFoundError: A configured model is not installed.
+    """
     from engine.store.table import StoreConfig
     from engine.store.text_embed import TEXT_EMB_DIM
 
+    metadata, image_dim = [("omnialign.encoder.text_emb", "all-MiniLM-L6-v2")], 1280
+    if config.image_encoder is not None:
+        from engine.encode.registry import image_encoder_info
+
+        info = image_encoder_info(config.image_encoder)
+        metadata.append((f"omnialign.encoder.{info.column}", f"{info.name}@{info.weights_hash}"))
+        image_dim = info.dim
+    if config.asr is not None:
+        from engine.asr.model import check_speech_model, weights_hash
+
+        model_dir = check_speech_model(config.asr)
+        name = "whisper:tiny.en" if config.asr.model_dir is None else f"whisper:{model_dir.name}"
+        metadata.append(("omnialign.encoder.words", f"{name}@{weights_hash(model_dir)}"))
     return StoreConfig(db_dir=config.db_dir, table=config.table,
                        audio_emb_dim=tokenizer.audio_embedding_dim, video_emb_dim=tokenizer.video_embedding_dim,
-                       text_emb_dim=TEXT_EMB_DIM, audio_num_quantizers=tokenizer.config.audio_quantizers,
-                       video_num_quantizers=tokenizer.config.video_quantizers)
+                       image_emb_dim=image_dim, text_emb_dim=TEXT_EMB_DIM,
+                       audio_num_quantizers=tokenizer.config.audio_quantizers,
+                       video_num_quantizers=tokenizer.config.video_quantizers, metadata=tuple(metadata))
 
 
 # -- the single-process loop -------------------------------------------------------------------
@@ -81,6 +101,7 @@ class StreamResult:
     drift_ppm: float | None = None
     confidence: float | None = None
     error: str | None = None
+    asr: Any = None  # engine.asr.stream.AsrStats of the stream (Ray pipeline with ASR on)
     stage_s: dict[str, float] = field(default_factory=lambda: {"decode": 0.0, "align": 0.0, "tokenize": 0.0, "write": 0.0})
 
 
@@ -111,6 +132,15 @@ def run_local(sources: Sequence[str], config: PipelineConfig, stream_id: str | N
 
     tokenizer = Tokenizer.load(config.codebooks_dir)
     store = SegmentStore(store_config_for(config, tokenizer))
+    image_encoder = speech_model = None
+    if config.image_encoder is not None:
+        from engine.encode.registry import build_image_encoder
+
+        image_encoder = build_image_encoder(config.image_encoder)
+    if config.asr is not None:
+        from engine.asr.model import load_speech_model
+
+        speech_model = load_speech_model(config.asr)
     expanded = expand_sources(sources)
     if stream_id is not None and len(expanded) != 1:
         raise InvalidInputError("stream_id", f"given for {len(expanded)} sources; it names exactly one")
@@ -123,27 +153,42 @@ def run_local(sources: Sequence[str], config: PipelineConfig, stream_id: str | N
             sidecar = TranscriptSidecar(source)
             tracker = SyncTracker(config.sync, window_s=config.sync_window_s)
             batch: list[tuple[TokenRecord, Alignment]] = []
+            recognizer = speech = None
+            if speech_model is not None:
+                from engine.asr.stream import StreamRecognizer
+                from engine.ingest.asr_stage import recognize_segment
+
+                recognizer, speech = StreamRecognizer(speech_model, config.asr), {}
             with SegmentReader(source, config.media_config(), res.stream_id) as reader:
                 for seg in _timed(iter(reader), res.stage_s, "decode"):
                     t0 = time.perf_counter()
                     alignment = Alignment.from_estimate(tracker.push(seg))
                     res.stage_s["align"] += time.perf_counter() - t0
+                    if recognizer is not None:
+                        t0 = time.perf_counter()
+                        speech.update(recognize_segment(recognizer, seg))
+                        res.stage_s["asr"] = res.stage_s.get("asr", 0.0) + time.perf_counter() - t0
                     if seg.index in done:
                         res.segments_skipped += 1
                         continue
                     rec = SegmentRecord(tokenizer.token_view(seg), source, sidecar.text(seg), time.time())
                     t0 = time.perf_counter()
-                    (tok,) = tokenize_records(tokenizer, [rec])
+                    (tok,) = tokenize_records(tokenizer, [rec], image_encoder=image_encoder)
                     res.stage_s["tokenize"] += time.perf_counter() - t0
                     if tok.error is not None:
                         res.segments_failed += 1  # counted, reported, never written half-empty
                         res.error = tok.error
                         continue
                     batch.append((tok, alignment))
-                    if len(batch) >= config.writer_batch_rows or seg.is_final:
-                        res.segments_written += _write(store, batch, res)
-                        batch = []
-                res.segments_written += _write(store, batch, res)
+                    # With ASR, a row waits until its segment's words are final.
+                    ready = len(batch) if speech is None else next(
+                        (i for i, (t, _) in enumerate(batch) if t.segment_index not in speech), len(batch))
+                    if ready >= config.writer_batch_rows or (seg.is_final and ready):
+                        res.segments_written += _write(store, batch[:ready], res, speech)
+                        batch = batch[ready:]
+                res.segments_written += _write(store, batch, res, speech)
+                if recognizer is not None:
+                    res.asr = recognizer.stats
             final = tracker.estimate()
             res.offset_ms, res.drift_ppm, res.confidence = final.offset_ms, final.drift_ppm, final.confidence
         except (MediaError, OmniAlignError) as exc:
@@ -152,10 +197,13 @@ def run_local(sources: Sequence[str], config: PipelineConfig, stream_id: str | N
     return results
 
 
-def _write(store: SegmentStore, batch: list[tuple[TokenRecord, Alignment]], res: StreamResult) -> int:
+def _write(store: SegmentStore, batch: list[tuple[TokenRecord, Alignment]], res: StreamResult,
+           speech: dict | None = None) -> int:
     if not batch:
         return 0
     t0 = time.perf_counter()
-    written = store.write([record_to_row(tok, alignment) for tok, alignment in batch]).inserted
+    speech = speech or {}
+    written = store.write([record_to_row(with_speech(tok, speech.pop(tok.segment_index, None)), alignment)
+                           for tok, alignment in batch]).inserted
     res.stage_s["write"] += time.perf_counter() - t0
     return written

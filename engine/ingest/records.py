@@ -3,7 +3,8 @@
 ::
 
     source ──SegmentRecord──▶ tokenizer ──TokenRecord──▶ writer ──SegmentRow──▶ LanceDB
-                                                  Alignment ─┘  └──CommitRecord──▶ driver
+       │                                         Alignment ─┤  └──CommitRecord──▶ driver
+       └──audio──▶ ASR ──────────────────────── SpeechRecord ─┘
 
 "None" has one spelling everywhere: Python ``None``. Records cross Ray Data stages as one row
 holding a pickled list (:func:`pack_records` / :func:`unpack_records`), so no batch format gets
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from engine.align.sync import SyncEstimate
 
 #: Written on every row; bump when the meaning of a column changes.
-PIPELINE_VERSION = "2"
+PIPELINE_VERSION = "3"
 
 #: The column of a packed block (see :func:`pack_records`).
 RECORDS_COLUMN = "records"
@@ -92,7 +93,9 @@ class TokenRecord:
     keyframe_jpeg: list[bytes] = field(default_factory=list)
     audio_emb: np.ndarray | None = None
     video_emb: np.ndarray | None = None
+    image_emb: np.ndarray | None = None
     text_emb: np.ndarray | None = None
+    words: list[dict] = field(default_factory=list)
     tokens_in: int = 0
     tokens_out: int = 0
     error: str | None = None
@@ -145,6 +148,33 @@ class Alignment:
 
 
 @dataclass(frozen=True)
+class SpeechRecord:
+    """What the ASR stage found in one segment.
+
+    Attributes:
+        words: The words that start in the segment (``Word.as_dict()`` each).
+        transcript: Their text, or None without words.
+        text_emb: MiniLM embedding of ``transcript``, or None.
+    """
+
+    words: list[dict] = field(default_factory=list)
+    transcript: str | None = None
+    text_emb: np.ndarray | None = field(default=None, compare=False)
+
+
+def with_speech(tok: TokenRecord, speech: SpeechRecord | None) -> TokenRecord:
+    """``tok`` with its recognized words; their text becomes the transcript only when the file
+    brought none of its own (a sidecar transcript is kept and preferred: it is what the author
+    wrote; the words stay beside it)."""
+    if speech is None:
+        return tok
+    out = replace(tok, words=list(speech.words))
+    if tok.transcript is None and speech.transcript:
+        out.transcript, out.text_emb = speech.transcript, speech.text_emb
+    return out
+
+
+@dataclass(frozen=True)
 class CommitRecord:
     """What the writer reports to the driver for one segment (progress and metrics).
 
@@ -194,7 +224,7 @@ def record_to_row(tok: TokenRecord, alignment: Alignment) -> SegmentRow:
         video_col=tok.video_col, keyframe_t_us=tok.keyframe_t_us, keyframe_jpeg=list(tok.keyframe_jpeg),
         av_offset_ms=alignment.offset_ms, drift_ppm=alignment.drift_ppm,
         sync_confidence=alignment.confidence, warp=alignment.warp, sync_status=alignment.status,
-        audio_emb=tok.audio_emb, video_emb=tok.video_emb, text_emb=tok.text_emb,
-        transcript=tok.transcript, codebook_version=tok.codebook_version, pipeline_version=PIPELINE_VERSION,
+        audio_emb=tok.audio_emb, video_emb=tok.video_emb, image_emb=tok.image_emb, text_emb=tok.text_emb,
+        transcript=tok.transcript, words=list(tok.words), codebook_version=tok.codebook_version, pipeline_version=PIPELINE_VERSION,
     )
 

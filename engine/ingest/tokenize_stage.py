@@ -46,8 +46,10 @@ def _empty_record(tokenizer: Tokenizer, rec: SegmentRecord) -> TokenRecord:
     )
 
 
-def tokenize_record(tokenizer: Tokenizer, rec: SegmentRecord, thumbnail_px: int = 160, max_thumbnails: int = 4) -> TokenRecord:
-    """Tokens of one segment (no text embedding: :func:`tokenize_records` batches those).
+def tokenize_record(tokenizer: Tokenizer, rec: SegmentRecord, thumbnail_px: int = 160, max_thumbnails: int = 4,
+                    image_encoder=None) -> TokenRecord:
+    """Tokens of one segment (no text embedding: :func:`tokenize_records` batches those), and
+    with ``image_encoder`` the keyframes' ``image_emb``.
 
     Raises:
         OmniAlignError: If the segment cannot be tokenized.
@@ -69,17 +71,22 @@ def tokenize_record(tokenizer: Tokenizer, rec: SegmentRecord, thumbnail_px: int 
         kf = tok.video_frames[v.keyframes[:max_thumbnails]]
         out.keyframe_t_us = seg.video_t_us[kf]
         out.keyframe_jpeg = jpeg_thumbnails([seg.frames[i] for i in kf], thumbnail_px)
+        if image_encoder is not None and len(kf):
+            from engine.encode.registry import segment_embedding
+
+            out.image_emb = segment_embedding(image_encoder, np.stack([seg.frames[i] for i in kf]), out.keyframe_t_us)
         out.tokens_in += v.tokens_in
         out.tokens_out += v.tokens_out
     return out
 
 
-def tokenize_records(tokenizer: Tokenizer, recs: list[SegmentRecord], thumbnail_px: int = 160) -> list[TokenRecord]:
+def tokenize_records(tokenizer: Tokenizer, recs: list[SegmentRecord], thumbnail_px: int = 160,
+                     image_encoder=None) -> list[TokenRecord]:
     """Tokenizes a batch; transcripts are embedded in one MiniLM call for the whole batch."""
     out = []
     for rec in recs:
         try:
-            tok = tokenize_record(tokenizer, rec, thumbnail_px)
+            tok = tokenize_record(tokenizer, rec, thumbnail_px, image_encoder=image_encoder)
         except OmniAlignError as exc:  # this segment fails alone, with its reason on the record
             tok = _empty_record(tokenizer, rec)
             tok.error = f"{type(exc).__name__}: {exc}"

@@ -447,6 +447,13 @@ class SegmentReader:
         # One reformatter per reader: ``VideoFrame.reformat`` builds a fresh swscale context per
         # call, which cost 3x the H.264 decode itself. AREA: the anti-aliased choice for the
         # large downscales ingest makes (and among the fastest).
+        if _has_alpha(frame.format.name):
+            # A picture with transparency (clip-art PNG, WebP): composited on white, as a viewer
+            # shows it; dropping alpha would leave whatever colour the transparent pixels hold.
+            rgba = self._reformatter.reformat(frame, width=cfg.video_width, height=cfg.video_height, format="rgba",
+                                              interpolation="AREA", threads=cfg.decode_threads)
+            self._frames.append((t_us, _on_white(rgba)))
+            return
         rgb = self._reformatter.reformat(frame, width=cfg.video_width, height=cfg.video_height, format="rgb24",
                                          interpolation="AREA", threads=cfg.decode_threads)
         self._frames.append((t_us, _rgb_view(rgb)))
@@ -526,6 +533,20 @@ class SegmentReader:
         delay = self._wall0 + t_us / US_PER_S - time.monotonic()
         if delay > 0:
             time.sleep(delay)
+
+
+def _has_alpha(pix_fmt: str) -> bool:
+    """Whether frames of this pixel format carry transparency."""
+    return pix_fmt == "pal8" or pix_fmt.startswith(("rgba", "bgra", "argb", "abgr", "ya", "yuva", "gbrap"))
+
+
+def _on_white(rgba: av.VideoFrame) -> np.ndarray:
+    """[H, W, 3] uint8 of an rgba frame composited over white."""
+    plane = rgba.planes[0]
+    px = np.frombuffer(plane, np.uint8).reshape(rgba.height, plane.line_size)[:, : rgba.width * 4]
+    px = px.reshape(rgba.height, rgba.width, 4).astype(np.uint16)
+    a = px[..., 3:4]
+    return ((px[..., :3] * a + 255 * (255 - a) + 127) // 255).astype(np.uint8)
 
 
 def _rgb_view(rgb: av.VideoFrame) -> np.ndarray:

@@ -165,7 +165,9 @@ def decode_image(url, where: str, max_bytes: int) -> np.ndarray:
         pixels = img.width * img.height
         if pixels > 40_000_000:  # decompression bombs
             raise InvalidInputError(where, f"{img.width}x{img.height} pixels is too large")
-        return np.asarray(img.convert("RGB"))
+        from engine.encode.registry import rgb_on_white
+
+        return rgb_on_white(img)  # transparency on white, as ingest decodes pictures
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
         raise InvalidInputError(where, "not an image PIL can read") from None
 

@@ -32,8 +32,11 @@ warp                list<fixed_size_list<float64>[2]>       no    [t_video_s, t_
 sync_status         string                                  no    measured / fallback / none
 audio_emb           fixed_size_list<float32>[D_audio]       yes   segment audio embedding
 video_emb           fixed_size_list<float32>[D_video]       yes   segment video embedding
+image_emb           fixed_size_list<float32>[D_image]       yes   pretrained encoder, keyframes
 text_emb            fixed_size_list<float32>[D_text]        yes   MiniLM embedding of transcript
-transcript          string                                  yes   text of overlapping cues
+transcript          string                                  yes   sidecar text, else ASR words
+words               list<struct<text, t_start_us,           no    ASR words starting in the segment
+                    t_end_us, probability>>
 codebook_version    string                                  no    RVQ codebooks that made codes
 pipeline_version    string                                  no    omnialign pipeline version
 ingested_at_us      int64                                   no    wall-clock write time (Unix us)
@@ -59,13 +62,16 @@ import pyarrow as pa
 from engine.errors import InvalidInputError
 
 #: Version of the table layout; stored in the metadata of :func:`segment_schema`.
-STORE_SCHEMA_VERSION = "2"
+STORE_SCHEMA_VERSION = "3"
 #: Key of a segment row.
 KEY_COLUMNS = ("stream_id", "segment_index")
 #: Embedding columns (all searched with cosine distance).
-EMBEDDING_COLUMNS = ("audio_emb", "video_emb", "text_emb")
+EMBEDDING_COLUMNS = ("audio_emb", "video_emb", "image_emb", "text_emb")
 #: Distance used for every embedding column, by flat search and indexes alike.
 DISTANCE = "cosine"
+#: Arrow type of one recognized word (see :class:`engine.asr.words.Word`).
+WORD_TYPE = pa.struct([("text", pa.string()), ("t_start_us", pa.int64()), ("t_end_us", pa.int64()),
+                       ("probability", pa.float32())])
 #: Values of ``sync_status``.
 SYNC_STATUSES = ("measured", "fallback", "none")
 _INT16 = np.iinfo(np.int16)
@@ -80,25 +86,30 @@ class StoreConfig:
         table: Table name inside the database.
         audio_emb_dim: Length of ``audio_emb`` vectors.
         video_emb_dim: Length of ``video_emb`` vectors.
+        image_emb_dim: Length of ``image_emb`` vectors (1280 for EfficientNet-Lite0).
         text_emb_dim: Length of ``text_emb`` vectors (384 for all-MiniLM-L6-v2).
         audio_num_quantizers: RVQ stages per audio token (width of ``audio_codes`` entries).
         video_num_quantizers: RVQ stages per video token (width of ``video_codes`` entries).
         vector_index_min_rows: Non-null vectors a column needs before
             :meth:`engine.store.table.SegmentStore.ensure_indexes` builds an IVF_HNSW_SQ index on it;
             below this, search is exact (flat).
+        metadata: Extra ``(key, value)`` entries for the schema metadata (which encoder made
+            each embedding column: ``omnialign.encoder.<column>`` = ``name@weights hash``).
     """
 
     db_dir: str | Path
     table: str = "segments"
     audio_emb_dim: int = 128
     video_emb_dim: int = 128
+    image_emb_dim: int = 1280
     text_emb_dim: int = 384
     audio_num_quantizers: int = 8
     video_num_quantizers: int = 8
     vector_index_min_rows: int = 10_000
+    metadata: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("audio_emb_dim", "video_emb_dim", "text_emb_dim", "audio_num_quantizers",
+        for name in ("audio_emb_dim", "video_emb_dim", "image_emb_dim", "text_emb_dim", "audio_num_quantizers",
                      "video_num_quantizers", "vector_index_min_rows"):
             if int(getattr(self, name)) <= 0:
                 raise InvalidInputError(name, f"must be positive, got {getattr(self, name)}")
@@ -108,7 +119,7 @@ class StoreConfig:
     def emb_dim(self, column: str) -> int:
         """Dimension of embedding column ``column``."""
         return {"audio_emb": self.audio_emb_dim, "video_emb": self.video_emb_dim,
-                "text_emb": self.text_emb_dim}[column]
+                "image_emb": self.image_emb_dim, "text_emb": self.text_emb_dim}[column]
 
 
 def segment_schema(config: StoreConfig) -> pa.Schema:
@@ -143,12 +154,15 @@ def segment_schema(config: StoreConfig) -> pa.Schema:
         f("sync_status", pa.string()),
         f("audio_emb", pa.list_(pa.float32(), config.audio_emb_dim), True),
         f("video_emb", pa.list_(pa.float32(), config.video_emb_dim), True),
+        f("image_emb", pa.list_(pa.float32(), config.image_emb_dim), True),
         f("text_emb", pa.list_(pa.float32(), config.text_emb_dim), True),
         f("transcript", pa.string(), True),
+        f("words", pa.list_(WORD_TYPE)),
         f("codebook_version", pa.string()),
         f("pipeline_version", pa.string()),
         f("ingested_at_us", pa.int64()),
-    ], metadata={b"omnialign.store_schema_version": STORE_SCHEMA_VERSION.encode()})
+    ], metadata={b"omnialign.store_schema_version": STORE_SCHEMA_VERSION.encode(),
+                 **{k.encode(): v.encode() for k, v in config.metadata}})
 
 
 def _empty(dtype, *shape: int) -> np.ndarray:
@@ -184,8 +198,12 @@ class SegmentRow:
         sync_status: ``measured``, ``fallback`` or ``none`` (see the module docstring).
         audio_emb: float32 [D_audio] segment audio embedding, or ``None``.
         video_emb: float32 [D_video] segment video embedding, or ``None``.
+        image_emb: float32 [D_image] pretrained-encoder embedding of the keyframes, or ``None``.
         text_emb: float32 [D_text] transcript embedding, or ``None``.
-        transcript: Transcript text overlapping the segment, or ``None``.
+        transcript: The sidecar transcript overlapping the segment when the file came with one,
+            else the recognized words' text, or ``None``.
+        words: Recognized words that start in the segment, as dicts ``{text, t_start_us,
+            t_end_us, probability}`` (empty without speech or with ASR off).
         codebook_version: Identifier of the RVQ codebooks that produced the codes.
         pipeline_version: omnialign pipeline version that produced the row.
         ingested_at_us: Wall-clock write time (Unix microseconds); ``None`` = now, at conversion.
@@ -212,8 +230,10 @@ class SegmentRow:
     sync_status: str = "none"
     audio_emb: Optional[np.ndarray] = None
     video_emb: Optional[np.ndarray] = None
+    image_emb: Optional[np.ndarray] = None
     text_emb: Optional[np.ndarray] = None
     transcript: Optional[str] = None
+    words: list[dict] = field(default_factory=list)
     codebook_version: str = ""
     pipeline_version: str = ""
     ingested_at_us: Optional[int] = None
@@ -255,6 +275,7 @@ class SegmentRow:
                      "keyframe_t_us"):
             cols[name] = _list_of_scalars([getattr(r, name) for r in rows],
                                           schema.field(name).type.value_type)
+        cols["words"] = pa.array([list(r.words) for r in rows], type=pa.list_(WORD_TYPE))
         cols["keyframe_jpeg"] = pa.array([[bytes(b) for b in r.keyframe_jpeg] for r in rows],
                                          type=pa.list_(pa.binary()))
         for name in EMBEDDING_COLUMNS:
@@ -288,8 +309,9 @@ class SegmentRow:
                 sync_status=rec["sync_status"],
                 audio_emb=_vector_or_none(rec["audio_emb"]),
                 video_emb=_vector_or_none(rec["video_emb"]),
+                image_emb=_vector_or_none(rec.get("image_emb")),
                 text_emb=_vector_or_none(rec["text_emb"]),
-                transcript=rec["transcript"], codebook_version=rec["codebook_version"],
+                transcript=rec["transcript"], words=list(rec.get("words") or []), codebook_version=rec["codebook_version"],
                 pipeline_version=rec["pipeline_version"], ingested_at_us=rec["ingested_at_us"]))
         return out
 

@@ -137,6 +137,12 @@ class SegmentStore:
                 raise SchemaMismatchError(self._where, str(exc)) from None
         self._check_schema(self.table.schema)
 
+    def encoders(self) -> dict[str, str]:
+        """``{column: "name@weights hash"}`` of the encoders recorded in the table's metadata."""
+        meta = self.table.schema.metadata or {}
+        prefix = b"omnialign.encoder."
+        return {k[len(prefix):].decode(): v.decode() for k, v in meta.items() if k.startswith(prefix)}
+
     @classmethod
     def open(cls, db_dir: str | Path, table: str = "segments") -> "SegmentStore":
         """Opens an existing table, reading its shape (dims, code widths) from its schema.
@@ -159,7 +165,8 @@ class SegmentStore:
             return t.value_type.list_size if pa.types.is_list(t) else t.list_size
 
         return cls(StoreConfig(db_dir=db_dir, table=table, audio_emb_dim=width("audio_emb"),
-                               video_emb_dim=width("video_emb"), text_emb_dim=width("text_emb"),
+                               video_emb_dim=width("video_emb"), image_emb_dim=width("image_emb"),
+                               text_emb_dim=width("text_emb"),
                                audio_num_quantizers=width("audio_codes"), video_num_quantizers=width("video_codes")))
 
     def _check_schema(self, actual: pa.Schema) -> None:
@@ -177,6 +184,9 @@ class SegmentStore:
         diffs += [f"unexpected column {n}" for n in actual.names if n not in expected_names]
         if "sync_status" not in actual.names:
             diffs.append(f"a table of store schema v1 (this is v{STORE_SCHEMA_VERSION}, which adds sync_status): "
+                         "ingest into a new folder")
+        elif "words" not in actual.names:
+            diffs.append(f"a table of store schema v2 (this is v{STORE_SCHEMA_VERSION}, which adds words and image_emb): "
                          "ingest into a new folder")
         raise SchemaMismatchError(self._where, "schema differs from the config: "
                                   + "; ".join(diffs or ["column order differs"]))
@@ -248,6 +258,41 @@ class SegmentStore:
         ).to_arrow()
         rows = SegmentRow.from_arrow(tbl)
         return rows[0] if rows else None
+
+    def replace_rows(self, rows: Sequence[SegmentRow]) -> int:
+        """Overwrites stored rows (matched on their key) with these, in one transaction: for
+        jobs that fill a column of rows already stored (a backfill). Rows not stored yet are not
+        inserted. Returns how many rows were updated."""
+        rows = list(rows)
+        if not rows:
+            return 0
+        data = SegmentRow.to_arrow(rows, self.schema)
+        result = self.table.merge_insert(list(KEY_COLUMNS)).when_matched_update_all().execute(data, on_bad_vectors="null")
+        return int(getattr(result, "num_updated_rows", len(rows)))
+
+    def set_metadata(self, entries: dict[str, str]) -> None:
+        """Adds or replaces entries of the table's schema metadata (e.g. which encoder filled a
+        column, ``omnialign.encoder.<column>``)."""
+        self.table.to_lance().update_schema_metadata(dict(entries))
+
+    def keys_where(self, where: str) -> list[tuple[str, int]]:
+        """Keys of the rows matching the SQL filter ``where`` (only the key columns are read)."""
+        n = self.table.count_rows()
+        if n == 0:
+            return []
+        tbl = self.table.search().where(where).select(list(KEY_COLUMNS)).limit(n).to_arrow()
+        return list(zip(tbl.column("stream_id").to_pylist(), tbl.column("segment_index").to_pylist()))
+
+    def rows_for(self, keys: Sequence[tuple[str, int]]) -> list[SegmentRow]:
+        """The stored rows of these keys (missing ones are left out)."""
+        by_stream: dict[str, list[int]] = {}
+        for sid, idx in keys:
+            by_stream.setdefault(sid, []).append(int(idx))
+        out = []
+        for sid, idxs in by_stream.items():
+            where = f"stream_id = {sql_quote(sid)} AND segment_index IN ({', '.join(map(str, idxs))})"
+            out += SegmentRow.from_arrow(self.table.search().where(where).limit(len(idxs)).to_arrow())
+        return out
 
     def rows_between(self, stream_id: str, from_us: int, to_us: int) -> list[SegmentRow]:
         """Rows of ``stream_id`` overlapping ``[from_us, to_us)``, in segment order."""

@@ -10,7 +10,7 @@ video region codes with frame time and grid position, keyframe thumbnails, poole
 
 Public names:
     tokenizer: Tokenizer, TokenizerConfig, SegmentTokens, FeatureNormalizer, pooled_embedding
-    features: Features, FeatureExtractor, LogMelConfig, LogMelExtractor, RegionConfig,
+    features: Features, FeatureExtractor, LogMelConfig, LogMelExtractor, RegionConfig, check_frames,
         RegionExtractor, HFEncoderExtractor
     rvq: ResidualVQ, RVQConfig, FitReport, bits_per_vector
     kmeans: kmeanspp, lloyd, nearest_codewords

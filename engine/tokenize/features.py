@@ -92,7 +92,12 @@ def _check_audio(samples: np.ndarray) -> np.ndarray:
     return samples.astype(np.float32, copy=False)
 
 
-def _check_frames(frames: np.ndarray, t_us: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def check_frames(frames: np.ndarray, t_us: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Checked ``(frames, t_us)``: uint8 RGB ``[F, H, W, 3]`` (F > 0) and int64 ``[F]``.
+
+    Raises:
+        InvalidInputError: Naming ``frames`` or ``t_us``.
+    """
     if not isinstance(frames, np.ndarray) or frames.ndim != 4 or frames.shape[-1] != 3:
         shape = getattr(frames, "shape", None)
         raise InvalidInputError("frames", f"must be uint8 RGB [F, H, W, 3], got shape {shape}")
@@ -307,7 +312,7 @@ class RegionExtractor:
         Raises:
             InvalidInputError: empty, wrong shape/dtype, or ``t_us`` not matching the frames.
         """
-        frames, t = _check_frames(frames, t_us)
+        frames, t = check_frames(frames, t_us)
         cfg = self.config
         x = torch.from_numpy(frames).to(self.device).permute(0, 3, 1, 2).float() / 127.5 - 1.0
         x = torch.nn.functional.interpolate(x, size=(cfg.resize_height_px, cfg.resize_width_px),
@@ -378,7 +383,7 @@ class HFEncoderExtractor:
     def extract(self, data: np.ndarray, t_us, /) -> Features:
         """Encoder features: see the class docstring for the two input kinds."""
         if self.modality == "video":
-            frames, t = _check_frames(data, t_us)
+            frames, t = check_frames(data, t_us)
             x = torch.from_numpy(frames).to(self.device).permute(0, 3, 1, 2).float() / 127.5 - 1.0
             x = torch.nn.functional.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear",
                                                 align_corners=False, antialias=True)

