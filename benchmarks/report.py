@@ -178,6 +178,41 @@ def ingest(name: str, d: dict) -> list[Table]:
     return out
 
 
+def share(x: Any) -> str:
+    """A fraction as an unsigned percentage (``0.076`` → ``7.6 %``)."""
+    return "–" if x is None else f"{x * 100:.1f} %"
+
+
+def image_retrieval(name: str, d: dict) -> list[Table]:
+    """image_retrieval.json: precision@5 by category, pretrained image_emb vs pixel statistics."""
+    labels = {"image_emb": "image_emb (" + (d.get("encoders") or {}).get("image_emb", "?").split("@")[0] + ")",
+              "video_emb": "video_emb (pooled pixel-statistics region features)"}
+    rows = [[labels.get(c, c), num(r["precision_at_5"], ".3f"), num(r["median_query_ms"], ".1f"), source(name, d)]
+            for c, r in d["columns"].items()]
+    return [(f"image → image retrieval by category, {d['pictures']} openclipart pictures in "
+             f"{len(d['categories'])} categories (chance {num(d['chance'], '.3f')})",
+             ["column", "precision@5", "median query ms", "results"], rows)]
+
+
+def understanding(name: str, d: dict) -> list[Table]:
+    """understanding.json: ASR cost vs standalone faster-whisper; ingest with ASR + encoder on/off."""
+    c, music = d["asr_cost"], d["vad_skip"]["music"]
+    out = [(f"speech recognition stage vs standalone faster-whisper, {num(c['audio_s'], '.0f')} s of read speech",
+            ["", "CPU s per audio s", "WER", "results"],
+            [["omnialign ASR stage (VAD + batched Whisper tiny.en int8)", num(c["ours_cpu_s_per_audio_s"], ".3f"),
+              share(c["ours_wer"]), source(name, d)],
+             ["faster-whisper alone (its VAD, same model and beam)", num(c["peer_cpu_s_per_audio_s"], ".3f"),
+              share(c["peer_wer"]), source(name, d)],
+             [f"VAD on {num(music['audio_s'], '.0f')} s of music: share kept from the model",
+              share(music["skipped_share"]), "", source(name, d)]])]
+    rows = [[f"{r['streams']}{' live' if r['live'] else ''}", "on" if r["on"] else "off", num(r["realtime_factor"], ".1f"),
+             num(r.get("steady_realtime_factor"), ".1f"), num(r.get("lag_s_p50"), ".1f"), num(r.get("lag_s_p95"), ".1f"),
+             source(name, d)] for r in d["throughput"] + d["live"]]
+    out.append((f"ingest with ASR + image encoder on vs off ({num(d['clip_s'], 'g')} s real-speech clips per stream)",
+                ["streams", "ASR + encoder", "× real time", "steady ×", "lag p50 s", "lag p95 s", "results"], rows))
+    return out
+
+
 def serve_load(name: str, d: dict) -> list[Table]:
     """serve_load*.json: p50 / p99 / tok/s per mode and clients, HTTP overhead, LoRA cost."""
     meta = d.get("meta") or {}
@@ -244,7 +279,7 @@ def gpu(name: str, d: dict) -> list[Table]:
 # File name prefix -> renderer, in the order the block shows them.
 RENDERERS: dict[str, Callable[[str, dict], list[Table]]] = {
     "decode": decode, "rvq": rvq, "dtw": dtw, "sync_accuracy": sync_accuracy, "search": search,
-    "ingest": ingest, "serve_load": serve_load, "lora_ops": lora_ops, "gpu_check": gpu, "gpu_rvq": gpu,
+    "ingest": ingest, "image_retrieval": image_retrieval, "understanding": understanding, "serve_load": serve_load, "lora_ops": lora_ops, "gpu_check": gpu, "gpu_rvq": gpu,
 }
 
 

@@ -41,12 +41,25 @@ def skimage_pictures(cache: Path | None = None, log=print) -> dict[str, Path]:
 def clipart_set(per_category: int = 20, categories=CATEGORIES, cache: Path | None = None,
                 log=print) -> list[tuple[Path, str]]:
     """``(path, category)`` of the first ``per_category`` pictures (sorted by path, sub-folders
-    included) of each category."""
+    included) of each category. The package files some pictures twice (symlinks, sometimes in
+    two categories): each picture counts once, and one filed in two categories not at all (its
+    label would be ambiguous)."""
     root = fetch_debian(cache or default_cache(), ["openclipart-png"], log) / _CLIPART
+    cats_of: dict[Path, set[str]] = {}
+    for cat in categories:
+        for f in (root / cat).rglob("*.png"):
+            cats_of.setdefault(f.resolve(), set()).add(cat)
     out = []
     for cat in categories:
-        files = sorted((root / cat).rglob("*.png"))[:per_category]
-        out += [(f, cat) for f in files]
+        seen: set[Path] = set()
+        for f in sorted((root / cat).rglob("*.png")):
+            real = f.resolve()
+            if real in seen or len(cats_of[real]) > 1:
+                continue
+            seen.add(real)
+            out.append((f, cat))
+            if len(seen) == per_category:
+                break
     return out
 
 
