@@ -53,18 +53,20 @@ class AsrActor:
         self.reconstructed = ray.get_runtime_context().was_current_actor_reconstructed
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr")
 
-    def _recognize(self, stream_id: str, index: int, t_start_us: int, t_end_us: int, audio, is_final: bool) -> list:
+    def _recognize(self, stream_id: str, index: int, t_start_us: int, t_end_us: int, audio, is_final: bool,
+                   live: bool) -> list:
         rec = self.recognizers.get(stream_id)
         if rec is None:
-            rec = self.recognizers[stream_id] = StreamRecognizer(self.model, self.config)
+            rec = self.recognizers[stream_id] = StreamRecognizer(self.model, self.config, live)
         return speech_records(rec.push(index, t_start_us, t_end_us, audio, is_final))
 
     async def push(self, stream_id: str, index: int, t_start_us: int, t_end_us: int, audio: np.ndarray | None,
-                   is_final: bool) -> None:
-        """Adds a stream's next segment (its source calls this in order, one call in flight)."""
+                   is_final: bool, live: bool = True) -> None:
+        """Adds a stream's next segment (its source calls this in order, one call in flight);
+        ``live``: the stream plays in real time (see :class:`StreamRecognizer`)."""
         loop = asyncio.get_running_loop()
         out = await loop.run_in_executor(self._worker, self._recognize, stream_id, index, t_start_us, t_end_us,
-                                         audio, is_final)
+                                         audio, is_final, live)
         self.last_pushed[stream_id] = max(index, self.last_pushed.get(stream_id, -1))
         store = self.done.setdefault(stream_id, OrderedDict())
         for i, speech in out:

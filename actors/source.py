@@ -88,6 +88,7 @@ class SourceActor:
         # The stream's cues are extracted here and only they (kilobytes) go to its aligner, not
         # the frames (megabytes); the extractor carries the stream's cue history across segments.
         cues = SegmentCueExtractor(self.config.sync.cues)
+        live = self.config.live or "://" in source_uri  # URLs play in real time
         try:
             sidecar = TranscriptSidecar(source_uri)
             with SegmentReader(source_uri, self.config.media_config(), stream_id) as reader:
@@ -104,7 +105,7 @@ class SourceActor:
                         if heard is not None:
                             ray.get(heard)
                         heard = asr.push.remote(stream_id, seg.index, seg.t_start_us, seg.t_end_us, seg.audio,
-                                                seg.is_final)
+                                                seg.is_final, live)
                     if seg.index in skip_indexes:
                         summary["skipped"] += 1
                         continue

@@ -50,8 +50,11 @@ class AsrConfig:
         beam_size: Beam width of the decoder.
         batch_speech_s: Transcribe once this much closed speech is pending (one Whisper window
             is 30 s: batching short utterances into it costs one encoder pass, not one each).
-        max_delay_s: ... or once the oldest pending speech started this long ago on the stream's
-            clock (bounds the lag a live stream's transcript adds).
+        max_delay_s: ... or, on a live stream, once the oldest pending speech started this long
+            ago on the stream's clock (bounds the lag its transcript adds). A file read as fast
+            as it decodes is batched by size alone: fuller Whisper windows, fewer encoder passes
+            (measured on 55 s of speech: 7 calls and 1.9x the CPU of standalone faster-whisper
+            with the bound, see ``benchmarks/understanding.py``).
         max_utterance_s: An utterance with no pause this long is cut anyway (Whisper's window).
         hallucination_silence_s: faster-whisper's ``hallucination_silence_threshold``: where a
             decoded stretch looks hallucinated, silent periods longer than this are skipped
@@ -70,7 +73,7 @@ class AsrConfig:
     cpu_threads: int = 2
     beam_size: int = 5
     batch_speech_s: float = 20.0
-    max_delay_s: float = 6.0
+    max_delay_s: float = 3.0
     max_utterance_s: float = 25.0
     hallucination_silence_s: float | None = 0.5
     context_chars: int = 0

@@ -85,9 +85,11 @@ class StreamRecognizer:
     Args:
         model: The recognizer (one may be shared by the streams of a process).
         config: ASR settings.
+        live: The stream plays in real time (a URL, or a file paced as live): pending speech
+            waits at most ``config.max_delay_s`` of stream time; otherwise batches fill up.
     """
 
-    def __init__(self, model: SpeechModel, config: AsrConfig) -> None:
+    def __init__(self, model: SpeechModel, config: AsrConfig, live: bool = True) -> None:
         self.model = model
         self.config = config
         self.stats = AsrStats()
@@ -99,7 +101,7 @@ class StreamRecognizer:
         self._gap_w = int(math.ceil(config.vad.min_silence_ms / w_ms))
         self._max_w = int(config.max_utterance_s * 1000.0 / w_ms)
         self._batch_w = config.batch_speech_s * 1000.0 / w_ms
-        self._delay_w = config.max_delay_s * 1000.0 / w_ms
+        self._delay_w = config.max_delay_s * 1000.0 / w_ms if live else float("inf")
         self._reset(None)
 
     def _reset(self, origin_us: int | None) -> None:

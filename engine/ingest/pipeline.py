@@ -158,7 +158,8 @@ def run_local(sources: Sequence[str], config: PipelineConfig, stream_id: str | N
                 from engine.asr.stream import StreamRecognizer
                 from engine.ingest.asr_stage import recognize_segment
 
-                recognizer, speech = StreamRecognizer(speech_model, config.asr), {}
+                live = config.live or "://" in source
+                recognizer, speech = StreamRecognizer(speech_model, config.asr, live), {}
             with SegmentReader(source, config.media_config(), res.stream_id) as reader:
                 for seg in _timed(iter(reader), res.stage_s, "decode"):
                     t0 = time.perf_counter()

@@ -14,8 +14,8 @@ SEG = 32_000
 TOL_US = 150_000
 
 
-def _run(model, audio, config=AsrConfig(), seg=SEG):
-    rec = StreamRecognizer(model, config)
+def _run(model, audio, config=AsrConfig(), seg=SEG, live=True):
+    rec = StreamRecognizer(model, config, live)
     n = -(-len(audio) // seg)
     done = []
     for i in range(n):
@@ -115,3 +115,12 @@ def test_audio_must_be_float_samples(speech_model):
     rec = StreamRecognizer(speech_model, AsrConfig())
     with pytest.raises(InvalidInputError, match="audio"):
         rec.push(0, 0, SEG_US, np.zeros(SEG, np.int16))
+
+
+def test_a_file_fills_whisper_windows_a_live_stream_bounds_its_delay(speech_model, program, streamed):
+    live, _ = streamed
+    audio, placed = program
+    file_rec, done = _run(speech_model, audio, live=False)
+    assert file_rec.stats.calls < live.stats.calls
+    assert file_rec.stats.speech_s == pytest.approx(live.stats.speech_s, rel=0.05)
+    assert sum(len(s.words) for s in done) >= 0.9 * sum(len(p.text.split()) for p in placed)
