@@ -57,10 +57,11 @@ class PipelineConfig:
             (``efficientnet-lite0`` or ``hf:<folder>``); None: off.
         asr: Speech recognition settings; None turns ASR off (``--no-asr``).
         asr_actors: Per-stream recognizers live in this many actors (hash of the stream id).
-        asr_num_cpus: CPUs reserved per ASR actor. A scheduling share, not a thread count (it
-            runs ``asr.cpu_threads`` threads, mostly idle between utterances): 0.25 lets one
-            stream's whole pipeline (its placement group) fit on 2 cores beside the Serve
-            replicas.
+        asr_num_cpus: CPUs reserved per ASR actor: a scheduling share, not a thread count (it
+            runs ``asr.cpu_threads`` threads, idle between utterances). 0.1 is what one
+            real-time stream of speech costs (measured 0.05 CPU-s per audio s,
+            ``benchmarks/understanding.py``), and lets one HTTP stream's whole pipeline (its
+            placement group) fit on 2 cores beside the Serve replicas and the LLM engine.
         asr_num_gpus: GPUs per ASR actor (then faster-whisper runs float16 on CUDA).
         asr_wait_s: How long the writer waits for a segment's words before writing the row
             without them (only after an ASR actor restart or on a machine far too slow).
@@ -92,7 +93,7 @@ class PipelineConfig:
     image_encoder: str | None = "efficientnet-lite0"
     asr: AsrConfig | None = field(default_factory=AsrConfig)
     asr_actors: int = 1
-    asr_num_cpus: float = 0.25
+    asr_num_cpus: float = 0.1
     asr_num_gpus: float = 0.0
     asr_wait_s: float = 300.0
 

@@ -180,11 +180,11 @@ def test_pipeline_bundles_reserve_what_the_pipeline_requests():
                          tokenizer_num_gpus=0.25)
     head, toks = pipeline_bundles(cfg, driver_num_cpus=0.1)
     # driver, read task, writer, the ASR actor (sources take 0)
-    assert head == {"CPU": pytest.approx(0.1 + 0.05 + 0.1 + 0.25)}
+    assert head == {"CPU": pytest.approx(0.1 + 0.05 + 0.1 + 0.1)}
     assert toks == {"CPU": 1.0, "GPU": 0.5}  # the pool at its maximum, in one bundle
     from dataclasses import replace
 
     head, _ = pipeline_bundles(replace(cfg, asr=None), driver_num_cpus=0.1)
     assert head == {"CPU": pytest.approx(0.1 + 0.05 + 0.1)}  # ASR off: no ASR actor
     head, _ = pipeline_bundles(replace(cfg, asr_actors=2, asr_num_gpus=0.5), driver_num_cpus=0.1)
-    assert head == {"CPU": pytest.approx(0.1 + 0.05 + 0.1 + 0.5), "GPU": 1.0}
+    assert head == {"CPU": pytest.approx(0.1 + 0.05 + 0.1 + 0.2), "GPU": 1.0}
