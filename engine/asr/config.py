@@ -56,6 +56,10 @@ class AsrConfig:
             (measured on 55 s of speech: 7 calls and 1.9x the CPU of standalone faster-whisper
             with the bound, see ``benchmarks/understanding.py``).
         max_utterance_s: An utterance with no pause this long is cut anyway (Whisper's window).
+        live_max_utterance_s: ... on a live stream: its rows wait for their words, so speech
+            without a pause (or speech-like sound) is cut this often, at the quietest 32 ms
+            window of its last 1.5 s (a 10 s live clip of continuous sound otherwise gave no row
+            before it ended).
         hallucination_silence_s: faster-whisper's ``hallucination_silence_threshold``: where a
             decoded stretch looks hallucinated, silent periods longer than this are skipped
             (on the dev speech set the tail of a batch otherwise repeated "four of clubs").
@@ -75,12 +79,14 @@ class AsrConfig:
     batch_speech_s: float = 20.0
     max_delay_s: float = 3.0
     max_utterance_s: float = 25.0
+    live_max_utterance_s: float = 8.0
     hallucination_silence_s: float | None = 0.5
     context_chars: int = 0
     vad: VadConfig = field(default_factory=VadConfig)
 
     def __post_init__(self) -> None:
-        check_fields(self, positive=("cpu_threads", "beam_size", "batch_speech_s", "max_delay_s", "max_utterance_s"),
+        check_fields(self, positive=("cpu_threads", "beam_size", "batch_speech_s", "max_delay_s", "max_utterance_s",
+                                     "live_max_utterance_s"),
                      non_negative=("context_chars", "hallucination_silence_s"))
         if self.device not in ("auto", "cpu", "cuda"):
             raise InvalidInputError("device", f"must be 'auto', 'cpu' or 'cuda', got {self.device!r}")

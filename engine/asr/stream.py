@@ -99,7 +99,8 @@ class StreamRecognizer:
         w_ms = WINDOW_SAMPLES / RATE_HZ * 1000.0
         self._pad_w = int(math.ceil(config.vad.pad_ms / w_ms))
         self._gap_w = int(math.ceil(config.vad.min_silence_ms / w_ms))
-        self._max_w = int(config.max_utterance_s * 1000.0 / w_ms)
+        self._max_w = int((config.live_max_utterance_s if live else config.max_utterance_s) * 1000.0 / w_ms)
+        self._split_w = int(1500.0 / w_ms)  # a forced cut looks for the quietest window this far back
         self._batch_w = config.batch_speech_s * 1000.0 / w_ms
         self._delay_w = config.max_delay_s * 1000.0 / w_ms if live else float("inf")
         self._reset(None)
@@ -161,26 +162,36 @@ class StreamRecognizer:
         scored = self._vad.windows_end
         regions = [(s + self._vad.first_window, e + self._vad.first_window)
                    for s, e in speech_regions(self._vad.probs, self.config.vad)]
-        closed, open_region = [], None
+        closed, open_region, split = [], None, None
         for s, e in regions:
-            if flush or e + self._gap_w <= scored or scored - s >= self._max_w:
+            if flush or e + self._gap_w <= scored:
                 closed.append((s, e))
+            elif e - s >= self._max_w:
+                # Too long without a pause: cut at its quietest window near the limit; the rest
+                # stays open and is recognized with what follows.
+                lo = s + self._max_w - self._split_w
+                window = self._vad.probs[lo - self._vad.first_window: s + self._max_w - self._vad.first_window]
+                split = lo + int(np.argmin(window))
+                closed.append((s, split))
+                break
             else:
                 open_region = (s, e)
         if closed:
             pending_w = sum(e - s for s, e in closed)
-            due = (flush or pending_w >= self._batch_w or scored - closed[0][0] >= self._delay_w
-                   or any(e - s >= self._max_w for s, e in closed) or open_region is not None
+            due = (flush or split is not None or pending_w >= self._batch_w or scored - closed[0][0] >= self._delay_w
+                   or open_region is not None
                    and pending_w + scored - open_region[0] >= self._batch_w)
             if not due:
                 self._advance(closed[0][0] - self._pad_w)
                 return
-            cut = closed[-1][1] + self._pad_w
+            cut = split if split is not None else closed[-1][1] + self._pad_w
             if open_region is not None:
                 cut = min(cut, open_region[0] - self._pad_w)
             cut = min(cut, scored)
             self._transcribe(closed, cut)
             self._advance(cut)
+            if split is not None:
+                return  # speech goes on at the cut: nothing after it is final
         if open_region is not None:
             self._advance(open_region[0] - self._pad_w)
         elif flush:

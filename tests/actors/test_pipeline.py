@@ -108,7 +108,9 @@ def test_rows_arrive_while_a_live_source_is_still_playing_and_metrics_are_served
     import urllib.request
 
     clip = str(media["root"] / "long_live.mp4")
-    synthesize(SynthSpec(duration_s=10.0, seed=60), clip)
+    # 16 s: the actors' start-up (codebooks, the image encoder, the speech model) takes a few
+    # seconds of the clip's playing time before the first row can be committed.
+    synthesize(SynthSpec(duration_s=16.0, seed=60), clip)
     port = _free_port()
     config = PipelineConfig(db_dir=str(tmp_path / "db"), codebooks_dir=media["codebooks"], live=True,
                             writer_batch_rows=1, metrics_port=port)
@@ -121,8 +123,8 @@ def test_rows_arrive_while_a_live_source_is_still_playing_and_metrics_are_served
             scraped.append(urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode())
 
     summary = run_ingest([clip], config, on_row=on_row)
-    assert summary.rows_total == 5 and len(seen) == 5
-    # The source plays for 10 s; the first row is committed long before it ends, and rows keep
+    assert summary.rows_total == 8 and len(seen) == 8
+    # The source plays for 16 s; the first row is committed long before it ends, and rows keep
     # arriving as the source plays rather than all at the end.
     assert seen[0] < seen[-1] - 4.0
     sid = default_stream_id(clip)

@@ -14,7 +14,7 @@ SEG = 32_000
 TOL_US = 150_000
 
 
-def _run(model, audio, config=AsrConfig(), seg=SEG, live=True):
+def _run(model, audio, config=AsrConfig(), seg=SEG, live=False):
     rec = StreamRecognizer(model, config, live)
     n = -(-len(audio) // seg)
     done = []
@@ -83,7 +83,7 @@ def test_non_speech_never_reaches_the_model(speech_model):
     rng = np.random.default_rng(0)
     t = np.arange(10 * 16_000) / 16_000
     hum = 0.05 * np.sin(2 * np.pi * 50 * t) + 0.003 * rng.standard_normal(len(t))  # mains hum and hiss
-    rec, done = _run(speech_model, hum.astype(np.float32))
+    rec, done = _run(speech_model, hum.astype(np.float32), live=True)
     assert len(done) == 5 and not any(s.words for s in done)
     assert rec.stats.calls == 0 and rec.stats.skipped_share == 1.0
 
@@ -118,9 +118,23 @@ def test_audio_must_be_float_samples(speech_model):
 
 
 def test_a_file_fills_whisper_windows_a_live_stream_bounds_its_delay(speech_model, program, streamed):
-    live, _ = streamed
+    file_rec, done = streamed
     audio, placed = program
-    file_rec, done = _run(speech_model, audio, live=False)
+    live, _ = _run(speech_model, audio, live=True)
     assert file_rec.stats.calls < live.stats.calls
     assert file_rec.stats.speech_s == pytest.approx(live.stats.speech_s, rel=0.05)
     assert sum(len(s.words) for s in done) >= 0.9 * sum(len(p.text.split()) for p in placed)
+
+
+def test_live_speech_without_pauses_is_cut_so_its_rows_do_not_wait_for_the_end(speech_model, utterances):
+    from benchmarks.data.speech import compose_program
+
+    # Three sentences back to back (no pause the VAD would close): one 17 s region of speech.
+    audio, _ = compose_program(utterances[:3], [0.0, 0.0, 4.0], lead_s=0.0)
+    rec = StreamRecognizer(speech_model, AsrConfig(), live=True)
+    first_done = None
+    n = len(audio) // SEG
+    for i in range(n):
+        if rec.push(i, i * SEG_US, (i + 1) * SEG_US, audio[i * SEG:(i + 1) * SEG]) and first_done is None:
+            first_done = i
+    assert first_done is not None and first_done * SEG_US <= (AsrConfig().live_max_utterance_s + 4) * 1e6
