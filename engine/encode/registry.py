@@ -59,12 +59,9 @@ class _PooledHF:
             raise InvalidInputError(folder, "not a vision encoder (its input is not pixel_values)")
         self.modality, self.dim = "video", self.inner.dim
         self.name = f"hf:{Path(folder).name}"
-        import hashlib
+        from engine.weights import weights_hash
 
-        h = hashlib.sha256()
-        for f in sorted(Path(folder).glob("*.safetensors")) or sorted(Path(folder).glob("*.bin")):
-            h.update(f.read_bytes())
-        self.weights_hash = h.hexdigest()[:16]
+        self.weights_hash = weights_hash(*(sorted(Path(folder).glob("*.safetensors")) or sorted(Path(folder).glob("*.bin"))))
 
     def extract(self, data: np.ndarray, t_us, /) -> Features:
         feats = self.inner.extract(data, t_us)
@@ -93,7 +90,8 @@ def image_encoder_info(name: str) -> EncoderInfo:
     """The column metadata of encoder ``name`` without building it (a driver creates the table
     with it before any actor loads the model)."""
     if name == "efficientnet-lite0":
-        from engine.encode.efficientnet import weights_hash, weights_path
+        from engine.encode.efficientnet import weights_path
+        from engine.weights import weights_hash
 
         return EncoderInfo("image_emb", name, weights_hash(weights_path()), 1280)
     enc = build_image_encoder(name)
