@@ -197,12 +197,15 @@ def image_retrieval(name: str, d: dict) -> list[Table]:
 def understanding(name: str, d: dict) -> list[Table]:
     """understanding.json: ASR cost vs standalone faster-whisper; ingest with ASR + encoder on/off."""
     c, music = d["asr_cost"], d["vad_skip"]["music"]
-    out = [(f"speech recognition stage vs standalone faster-whisper, {num(c['audio_s'], '.0f')} s of read speech",
+    programs = f"{c['programs']} programs, " if c.get("programs") else ""
+    out = [(f"speech recognition stage vs standalone faster-whisper, {programs}{num(c['audio_s'], '.0f')} s of read speech",
             ["", "CPU s per audio s", "WER", "results"],
             [["omnialign ASR stage (VAD + batched Whisper tiny.en int8)", num(c["ours_cpu_s_per_audio_s"], ".3f"),
               share(c["ours_wer"]), source(name, d)],
              ["faster-whisper alone (its VAD, same model and beam)", num(c["peer_cpu_s_per_audio_s"], ".3f"),
               share(c["peer_wer"]), source(name, d)],
+             *([["faster-whisper alone on each utterance's own file", "", share(c["files_wer"]), source(name, d)]]
+               if "files_wer" in c else []),
              [f"VAD on {num(music['audio_s'], '.0f')} s of music: share kept from the model",
               share(music["skipped_share"]), "", source(name, d)]])]
     rows = [[f"{r['streams']}{' live' if r['live'] else ''}", "on" if r["on"] else "off", num(r["realtime_factor"], ".1f"),

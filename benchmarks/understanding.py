@@ -14,7 +14,8 @@ Measured, in one run, on this machine:
 * ``asr_cost``: CPU seconds per audio second of the stage's recognizer (VAD + batched Whisper,
   in this process) vs standalone faster-whisper (``WhisperModel.transcribe`` of the same audio
   with its own VAD, word timestamps, same model and beam) — the peer; and both word error rates
-  against the reference transcripts;
+  against the reference transcripts, over ``--programs`` long programs of the utterances (and
+  faster-whisper's on each utterance's own file);
 * ``vad_skip``: share of the audio the VAD kept from the model on non-speech content (Hedgewars'
   music, Debian ``hedgewars-data``) and on the speech program.
 
@@ -116,8 +117,21 @@ def ingest(clips: list[str], codebooks: str, db: Path, on: bool, live: bool = Fa
             "errors": [s.error for s in summary.streams if s.error]}
 
 
-def asr_cost(program: np.ndarray, refs: list[str], placed) -> dict:
-    """The stage's recognizer vs standalone faster-whisper on the same audio (this process)."""
+def _words_by_window(words: list[tuple[str, float]], placed) -> list[str]:
+    """Each placed utterance's hypothesis: the words (text, start s) that start in its window ± 150 ms."""
+    return [" ".join(t for t, start in words if p.t_start_us / 1e6 - 0.15 <= start < p.t_end_us / 1e6 + 0.15)
+            for p in placed]
+
+
+def asr_cost(utts, seeds: list[int]) -> dict:
+    """The stage's recognizer vs standalone faster-whisper on the same audio (this process).
+
+    One long program per seed (the utterances in a seeded order, 0.8–3 s pauses); corpus WER
+    over all programs (one program is ~92 words: one word is 1.1 points). Peers, same model
+    and beam: ``transcribe`` of the whole program with its own VAD (the same audio: CPU and
+    WER), and of each utterance's own file (WER only: the files without the pipeline).
+    """
+    from benchmarks.data.media_io import decode_audio
     from engine.asr.config import AsrConfig
     from engine.asr.model import load_speech_model
     from engine.asr.stream import StreamRecognizer
@@ -126,30 +140,49 @@ def asr_cost(program: np.ndarray, refs: list[str], placed) -> dict:
     cfg = AsrConfig()
     model = load_speech_model(cfg)
     seg = 2 * RATE_HZ
-    audio = np.pad(program, (0, -len(program) % seg))
-    c0, t0 = time.process_time(), time.perf_counter()
-    rec = StreamRecognizer(model, cfg, live=False)  # a file, as the peer reads it
-    done = []
-    n = len(audio) // seg
-    for i in range(n):
-        done += rec.push(i, i * 2_000_000, (i + 1) * 2_000_000, audio[i * seg:(i + 1) * seg], i == n - 1)
-    ours_cpu, ours_wall = time.process_time() - c0, time.perf_counter() - t0
-    words = [w for s in done for w in s.words]
-    ours = [" ".join(w.text for w in words if p.t_start_us - 150_000 <= w.t_start_us < p.t_end_us + 150_000) for p in placed]
-    c0, t0 = time.process_time(), time.perf_counter()
-    segs, _ = model._model.transcribe(program, language="en", beam_size=cfg.beam_size, word_timestamps=True,
-                                      vad_filter=True)
-    peer_words = [w for s in segs for w in s.words]
-    peer_cpu, peer_wall = time.process_time() - c0, time.perf_counter() - t0
-    peer = [" ".join(w.word.strip() for w in peer_words if p.t_start_us / 1e6 - 0.15 <= w.start < p.t_end_us / 1e6 + 0.15)
-            for p in placed]
-    audio_s = len(program) / RATE_HZ
-    return {"audio_s": round(audio_s, 1), "ours_cpu_s_per_audio_s": round(ours_cpu / audio_s, 4),
-            "peer_cpu_s_per_audio_s": round(peer_cpu / audio_s, 4), "cpu_ratio": round(ours_cpu / peer_cpu, 3),
-            "ours_wall_s": round(ours_wall, 2), "peer_wall_s": round(peer_wall, 2),
+    refs, ours, peer, per_program = [], [], [], []
+    ours_cpu = peer_cpu = audio_s = speech_s = 0.0
+    calls = 0
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(len(utts))
+        program, placed = compose_program([utts[k] for k in order], list(rng.uniform(0.8, 3.0, len(utts))), lead_s=0.5)
+        ref = [utts[k].text for k in order]
+        audio = np.pad(program, (0, -len(program) % seg))
+        c0 = time.process_time()
+        rec = StreamRecognizer(model, cfg, live=False)  # a file, as the peer reads it
+        done, n = [], len(audio) // seg
+        for i in range(n):
+            done += rec.push(i, i * 2_000_000, (i + 1) * 2_000_000, audio[i * seg:(i + 1) * seg], i == n - 1)
+        ours_cpu += time.process_time() - c0
+        hyp = _words_by_window([(w.text, w.t_start_us / 1e6) for s in done for w in s.words], placed)
+        c0 = time.process_time()
+        segs, _ = model._model.transcribe(program, language="en", beam_size=cfg.beam_size, word_timestamps=True,
+                                          vad_filter=True)
+        peer_words = [(w.word.strip(), w.start) for s in segs for w in s.words]
+        peer_cpu += time.process_time() - c0
+        peer_hyp = _words_by_window(peer_words, placed)
+        per_program.append({"seed": seed, "ours_wer": round(word_error_rate(ref, hyp), 4),
+                            "peer_wer": round(word_error_rate(ref, peer_hyp), 4)})
+        refs += ref
+        ours += hyp
+        peer += peer_hyp
+        audio_s += len(program) / RATE_HZ
+        speech_s += rec.stats.speech_s
+        calls += rec.stats.calls
+    files = []
+    for u in utts:
+        segs, _ = model._model.transcribe(decode_audio(u.path, RATE_HZ), language="en", beam_size=cfg.beam_size,
+                                          word_timestamps=True)
+        files.append(" ".join(w.word.strip() for s in segs for w in s.words))
+    return {"programs": len(seeds), "audio_s": round(audio_s, 1), "reference_words": sum(len(r.split()) for r in refs),
+            "ours_cpu_s_per_audio_s": round(ours_cpu / audio_s, 4), "peer_cpu_s_per_audio_s": round(peer_cpu / audio_s, 4),
+            "cpu_ratio": round(ours_cpu / peer_cpu, 3),
             "ours_wer": round(word_error_rate(refs, ours), 4), "peer_wer": round(word_error_rate(refs, peer), 4),
-            "calls": rec.stats.calls, "speech_share": round(1 - rec.stats.skipped_share, 3),
-            "peer": "faster_whisper.WhisperModel.transcribe(audio, vad_filter=True, word_timestamps=True)"}
+            "files_wer": round(word_error_rate([u.text for u in utts], files), 4),
+            "calls": calls, "speech_share": round(speech_s / audio_s, 3), "per_program": per_program,
+            "peer": "faster_whisper.WhisperModel.transcribe(program, vad_filter=True, word_timestamps=True)",
+            "files_peer": "the same, without VAD, on each utterance's own file"}
 
 
 def vad_skip_on_music(max_s: float = 120.0) -> dict:
@@ -179,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clip-s", type=float, default=120.0)
     ap.add_argument("--streams", type=int, nargs="*", default=[1, 4, 8])
     ap.add_argument("--live-streams", type=int, nargs="*", default=[4, 8])
+    ap.add_argument("--programs", type=int, default=10, help="speech programs the WER and ASR CPU are measured on")
     ap.add_argument("--out", default="understanding")
     args = ap.parse_args(argv)
     from actors.runtime import init_ray
@@ -188,9 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     n = max(args.streams + args.live_streams)
     clips, _, _ = make_clips(root, n, args.clip_s)
     codebooks = fit_codebooks(root, clips)
-    utts = speech_set(log=lambda *_: None)
-    program, placed = compose_program(utts, [1.3, 2.0, 0.9, 3.0, 1.1, 2.5, 1.0, 4.0, 1.5, 2.0])
-    cost = asr_cost(program, [u.text for u in utts], placed)
+    cost = asr_cost(speech_set(log=lambda *_: None), list(range(100, 100 + args.programs)))
     music = vad_skip_on_music()
     init_ray(None)
     throughput = [ingest(clips[:k], codebooks, root / "db", on) for k in args.streams for on in (False, True)]
@@ -200,9 +232,9 @@ def main(argv: list[str] | None = None) -> int:
            "asr_cost": cost, "vad_skip": {"music": music, "speech_program_skipped_share": round(1 - cost["speech_share"], 3)},
            "throughput": throughput, "live": live, "run_s": round(time.perf_counter() - t_run, 1)}
     path = write_results(args.out, res)
-    print(f"ASR stage vs standalone faster-whisper on {cost['audio_s']} s of speech: CPU {cost['ours_cpu_s_per_audio_s']:.3f} "
+    print(f"ASR stage vs standalone faster-whisper on {cost['programs']} programs, {cost['audio_s']} s: CPU {cost['ours_cpu_s_per_audio_s']:.3f} "
           f"vs {cost['peer_cpu_s_per_audio_s']:.3f} s per audio s (ratio {cost['cpu_ratio']:.2f}); WER "
-          f"{100 * cost['ours_wer']:.1f} % vs {100 * cost['peer_wer']:.1f} %")
+          f"{100 * cost['ours_wer']:.1f} % vs {100 * cost['peer_wer']:.1f} % (each file alone: {100 * cost['files_wer']:.1f} %)")
     print(f"VAD on {music['audio_s']} s of music: {100 * music['skipped_share']:.0f} % kept from the model "
           f"({music['calls']} calls, {music['words']} words)")
     print("| streams | ASR + encoder | × real time | steady × | lag p50 s | lag p95 s |")

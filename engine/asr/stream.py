@@ -79,6 +79,26 @@ class AsrStats:
         return 1.0 - self.speech_s / self.audio_s if self.audio_s > 0 else 0.0
 
 
+def chunk_of_word(chunks: list[tuple[int, int]], start_s: float, end_s: float) -> int:
+    """Which of the chunks laid end to end in one model call a word was spoken in.
+
+    The chunk that holds most of the word; a word shorter than one VAD window goes by its
+    start. Whisper times a chunk's first word early, into the previous chunk's tail: by its
+    start alone such a word went to the previous utterance.
+
+    Args:
+        chunks: ``(offset, length)`` in samples of each chunk in the call's audio, in order.
+        start_s: The word's start in seconds from the start of the call's audio.
+        end_s: Its end.
+    """
+    x0, x1 = start_s * RATE_HZ, end_s * RATE_HZ
+    if x1 - x0 >= WINDOW_SAMPLES:
+        overlap = [min(x1, off + n) - max(x0, off) for off, n in chunks]
+        if max(overlap) > 0:
+            return int(np.argmax(overlap))
+    return max([k for k, (off, _) in enumerate(chunks) if off <= x0] or [0])
+
+
 class StreamRecognizer:
     """Recognizes one stream's speech as its segments arrive (see module doc).
 
@@ -238,15 +258,11 @@ class StreamRecognizer:
         self.stats.calls += 1
         self.stats.speech_s += len(audio) / RATE_HZ
 
-        def chunk_of(t_s: float) -> int:
-            x = t_s * RATE_HZ
-            return max([k for k, (_, _, off, _) in enumerate(layout) if off <= x] or [0])
-
         words = []
         for w in raw:
             # A word's end is read in the chunk its start is in (clipped to that chunk): with
             # chunks laid end to end, Whisper may stretch an utterance's last word into the next.
-            s, n, off, regs = layout[chunk_of(w.start_s)]
+            s, n, off, regs = layout[chunk_of_word([(off, n) for _, n, off, _ in layout], w.start_s, w.end_s)]
             a = min(max(w.start_s * RATE_HZ - off, 0), n)
             b = min(max(w.end_s * RATE_HZ - off, a), n)
             t0 = self._us(s) + int(round(a * _US_PER_S / RATE_HZ))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from engine.asr.config import AsrConfig
-from engine.asr.stream import StreamRecognizer
+from engine.asr.stream import StreamRecognizer, chunk_of_word
 from engine.asr.words import word_error_rate
 
 SEG_US = 2_000_000
@@ -74,8 +74,10 @@ def test_word_error_rate_matches_standalone_faster_whisper(streamed, utterances,
     ours = [" ".join(w.text for w in words if p.t_start_us - TOL_US <= w.t_start_us < p.t_end_us + TOL_US) for p in placed]
     wer_peer, wer_ours = word_error_rate(refs, peer), word_error_rate(refs, ours)
     assert wer_peer < 0.3  # the model works at all on this speech
-    # Measured: 7.6 % vs 5.4 % (two of 92 words, both "clubs" heard as "clothes"/"cloves": the
-    # card names are the hardest words here). Issue #13 asks for 1 point; this guards 3.
+    # Measured on this one program: 7.6 % vs 5.4 % (of 92 words: the second "five" of "five five"
+    # Whisper times past its chunk, so it lands in the next window). benchmarks/understanding.py
+    # measures over ten other programs (~920 words), where issue #13's 1 point is checked; one
+    # program is too few words for it (one word is 1.1 points), so this guards 3.
     assert wer_ours <= wer_peer + 0.03, (wer_ours, wer_peer, ours)
 
 
@@ -138,3 +140,12 @@ def test_live_speech_without_pauses_is_cut_so_its_rows_do_not_wait_for_the_end(s
         if rec.push(i, i * SEG_US, (i + 1) * SEG_US, audio[i * SEG:(i + 1) * SEG]) and first_done is None:
             first_done = i
     assert first_done is not None and first_done * SEG_US <= (AsrConfig().live_max_utterance_s + 4) * 1e6
+
+
+def test_a_word_is_given_to_the_chunk_that_holds_most_of_it():
+    chunks = [(0, 16_000), (16_000, 16_000)]  # two 1 s chunks laid end to end
+    assert chunk_of_word(chunks, 0.2, 0.6) == 0
+    assert chunk_of_word(chunks, 0.9, 1.4) == 1  # starts early, in the first chunk's tail
+    assert chunk_of_word(chunks, 0.7, 1.1) == 0
+    assert chunk_of_word(chunks, 1.2, 1.2) == 1  # no length: its start decides
+    assert chunk_of_word(chunks, 0.99, 0.99) == 0
