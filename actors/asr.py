@@ -44,6 +44,11 @@ class AsrActor:
     def __init__(self, config: AsrConfig) -> None:
         self.config = config
         self.model = load_speech_model(config)
+        # Transcripts are embedded here (MiniLM): load it now, before the driver starts the
+        # sources, not on the first words (a live stream's first rows waited ~10 s for it).
+        from engine.store.text_embed import get_text_embedder
+
+        get_text_embedder().embed(["warm-up"])
         self.recognizers: dict[str, StreamRecognizer] = {}
         self.done: dict[str, OrderedDict[int, SpeechRecord]] = {}
         self.events: dict[tuple[str, int], asyncio.Event] = {}
@@ -61,9 +66,10 @@ class AsrActor:
         return speech_records(rec.push(index, t_start_us, t_end_us, audio, is_final))
 
     async def push(self, stream_id: str, index: int, t_start_us: int, t_end_us: int, audio: np.ndarray | None,
-                   is_final: bool, live: bool = True) -> None:
+                   is_final: bool, live: bool = True) -> list[int]:
         """Adds a stream's next segment (its source calls this in order, one call in flight);
-        ``live``: the stream plays in real time (see :class:`StreamRecognizer`)."""
+        ``live``: the stream plays in real time (see :class:`StreamRecognizer`). Returns the
+        indexes of the segments whose words became final (in order)."""
         loop = asyncio.get_running_loop()
         out = await loop.run_in_executor(self._worker, self._recognize, stream_id, index, t_start_us, t_end_us,
                                          audio, is_final, live)
@@ -76,6 +82,7 @@ class AsrActor:
                 event.set()
         while len(store) > _KEEP_SEGMENTS:
             store.popitem(last=False)
+        return [i for i, _ in out]
 
     async def finish(self, stream_id: str) -> None:
         """The stream ended (or failed): nobody waits for its later segments."""
