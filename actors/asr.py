@@ -49,6 +49,12 @@ class AsrActor:
         from engine.store.text_embed import get_text_embedder
 
         get_text_embedder().embed(["warm-up"])
+        self.audio_encoder = None
+        if config.audio_embedding:
+            from engine.encode.audio import WhisperAudioEncoder
+
+            self.audio_encoder = WhisperAudioEncoder.of_speech_model(self.model, config.model_dir)
+        self.audio_embs: dict[str, dict[int, np.ndarray]] = {}
         self.recognizers: dict[str, StreamRecognizer] = {}
         self.done: dict[str, OrderedDict[int, SpeechRecord]] = {}
         self.events: dict[tuple[str, int], asyncio.Event] = {}
@@ -63,7 +69,10 @@ class AsrActor:
         rec = self.recognizers.get(stream_id)
         if rec is None:
             rec = self.recognizers[stream_id] = StreamRecognizer(self.model, self.config, live)
-        return speech_records(rec.push(index, t_start_us, t_end_us, audio, is_final))
+        embs = self.audio_embs.setdefault(stream_id, {})
+        if self.audio_encoder is not None and audio is not None:
+            embs[index] = self.audio_encoder.embed(audio)
+        return speech_records(rec.push(index, t_start_us, t_end_us, audio, is_final), embs)
 
     async def push(self, stream_id: str, index: int, t_start_us: int, t_end_us: int, audio: np.ndarray | None,
                    is_final: bool, live: bool = True) -> list[int]:
@@ -88,6 +97,7 @@ class AsrActor:
         """The stream ended (or failed): nobody waits for its later segments."""
         self.finished.add(stream_id)
         rec = self.recognizers.pop(stream_id, None)
+        self.audio_embs.pop(stream_id, None)
         if rec is not None:
             self.ended_stats[stream_id] = rec.stats
         for key in [k for k in self.events if k[0] == stream_id]:

@@ -260,7 +260,14 @@ class OmniIngress:
             if sum(x is not None for x in (body.text, body.audio, body.image)) > 1:
                 raise InvalidInputError("query", "give at most one of text, audio, image")
             if body.audio is not None:
-                vector, column = self._codebook_tokenizer().embed_audio(decode_audio(body.audio, "audio", limit)), "audio_emb"
+                audio = decode_audio(body.audio, "audio", limit)
+                spec = self._store().encoders().get("audio_enc_emb")
+                if spec:  # the table's pretrained audio encoder (Whisper's), not log-mel statistics
+                    from engine.encode.audio import query_audio_embedding
+
+                    vector, column = query_audio_embedding(spec, audio), "audio_enc_emb"
+                else:
+                    vector, column = self._codebook_tokenizer().embed_audio(audio), "audio_emb"
             elif body.image is not None:
                 import numpy as np
 

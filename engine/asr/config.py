@@ -69,6 +69,8 @@ class AsrConfig:
             batch. 0 by default: on the dev speech set a 200-character prompt raised the word
             error rate from 7.6 % to 12.0 % and made short utterances hallucinate. Context across
             segments comes from the audio instead: an utterance is always recognized whole.
+        audio_embedding: Also store each segment's ``audio_enc_emb``: the model's encoder states
+            over its audio, mean-pooled (see :mod:`engine.encode.audio`).
         vad: Voice activity settings.
     """
 
@@ -84,6 +86,7 @@ class AsrConfig:
     live_max_utterance_s: float = 5.0
     hallucination_silence_s: float | None = 0.5
     context_chars: int = 0
+    audio_embedding: bool = True
     vad: VadConfig = field(default_factory=VadConfig)
 
     def __post_init__(self) -> None:

@@ -14,8 +14,11 @@ from engine.ingest.records import SpeechRecord
 from engine.media.decode import Segment
 
 
-def speech_records(done: list[SegmentWords]) -> list[tuple[int, SpeechRecord]]:
-    """``(segment_index, SpeechRecord)`` of completed segments, transcripts embedded."""
+def speech_records(done: list[SegmentWords], audio_embs: dict[int, np.ndarray] | None = None
+                   ) -> list[tuple[int, SpeechRecord]]:
+    """``(segment_index, SpeechRecord)`` of completed segments, transcripts embedded; each takes
+    its audio embedding out of ``audio_embs`` (by segment index) when there is one."""
+    audio_embs = {} if audio_embs is None else audio_embs
     texts = [seg.transcript for seg in done if seg.transcript]
     embs = iter([])
     if texts:
@@ -23,10 +26,21 @@ def speech_records(done: list[SegmentWords]) -> list[tuple[int, SpeechRecord]]:
 
         embs = iter(get_text_embedder().embed(texts))
     return [(seg.index, SpeechRecord([w.as_dict() for w in seg.words], seg.transcript,
-                                     np.asarray(next(embs), np.float32) if seg.transcript else None))
+                                     np.asarray(next(embs), np.float32) if seg.transcript else None,
+                                     audio_embs.pop(seg.index, None)))
             for seg in done]
 
 
-def recognize_segment(recognizer: StreamRecognizer, seg: Segment) -> list[tuple[int, SpeechRecord]]:
-    """Pushes one segment of a stream (in order); returns the segments that completed."""
-    return speech_records(recognizer.push(seg.index, seg.t_start_us, seg.t_end_us, seg.audio, seg.is_final))
+def recognize_segment(recognizer: StreamRecognizer, seg: Segment, audio_encoder=None,
+                      audio_embs: dict[int, np.ndarray] | None = None) -> list[tuple[int, SpeechRecord]]:
+    """Pushes one segment of a stream (in order); returns the segments that completed.
+
+    With ``audio_encoder`` (:class:`~engine.encode.audio.WhisperAudioEncoder`), the segment's
+    audio is embedded now and kept in ``audio_embs`` (the caller's, per stream) until its words
+    are final.
+    """
+    audio_embs = {} if audio_embs is None else audio_embs
+    if audio_encoder is not None and seg.audio is not None:
+        audio_embs[seg.index] = audio_encoder.embed(seg.audio)
+    return speech_records(recognizer.push(seg.index, seg.t_start_us, seg.t_end_us, seg.audio, seg.is_final),
+                          audio_embs)

@@ -64,6 +64,9 @@ def store_config_for(config: PipelineConfig, tokenizer: Tokenizer) -> StoreConfi
     from engine.store.text_embed import TEXT_EMB_DIM
 
     metadata, image_dim = [("omnialign.encoder.text_emb", "all-MiniLM-L6-v2")], 1280
+    from engine.encode.audio import DEFAULT_AUDIO_ENC_DIM
+
+    audio_enc_dim = DEFAULT_AUDIO_ENC_DIM
     if config.image_encoder is not None:
         from engine.encode.registry import image_encoder_info
 
@@ -76,9 +79,18 @@ def store_config_for(config: PipelineConfig, tokenizer: Tokenizer) -> StoreConfi
         model_dir = check_speech_model(config.asr)
         name = "whisper:tiny.en" if config.asr.model_dir is None else f"whisper:{model_dir.name}"
         metadata.append(("omnialign.encoder.words", f"{name}@{weights_hash(model_dir)}"))
+        if config.asr.audio_embedding:
+            from engine.encode.audio import encoder_name_for
+
+            name = encoder_name_for(config.asr.model_dir)
+            metadata.append(("omnialign.encoder.audio_enc_emb", f"{name}@{weights_hash(model_dir)}"))
+            if config.asr.model_dir is not None:  # another Whisper size: its width (a 0.4 s load)
+                from engine.encode.audio import build_audio_encoder
+
+                audio_enc_dim = build_audio_encoder(name).dim
     return StoreConfig(db_dir=config.db_dir, table=config.table,
                        audio_emb_dim=tokenizer.audio_embedding_dim, video_emb_dim=tokenizer.video_embedding_dim,
-                       image_emb_dim=image_dim, text_emb_dim=TEXT_EMB_DIM,
+                       image_emb_dim=image_dim, text_emb_dim=TEXT_EMB_DIM, audio_enc_emb_dim=audio_enc_dim,
                        audio_num_quantizers=tokenizer.config.audio_quantizers,
                        video_num_quantizers=tokenizer.config.video_quantizers, metadata=tuple(metadata))
 
@@ -132,7 +144,7 @@ def run_local(sources: Sequence[str], config: PipelineConfig, stream_id: str | N
 
     tokenizer = Tokenizer.load(config.codebooks_dir)
     store = SegmentStore(store_config_for(config, tokenizer))
-    image_encoder = speech_model = None
+    image_encoder = speech_model = audio_encoder = None
     if config.image_encoder is not None:
         from engine.encode.registry import build_image_encoder
 
@@ -141,6 +153,10 @@ def run_local(sources: Sequence[str], config: PipelineConfig, stream_id: str | N
         from engine.asr.model import load_speech_model
 
         speech_model = load_speech_model(config.asr)
+        if config.asr.audio_embedding:
+            from engine.encode.audio import WhisperAudioEncoder
+
+            audio_encoder = WhisperAudioEncoder.of_speech_model(speech_model, config.asr.model_dir)
     expanded = expand_sources(sources)
     if stream_id is not None and len(expanded) != 1:
         raise InvalidInputError("stream_id", f"given for {len(expanded)} sources; it names exactly one")
@@ -159,7 +175,7 @@ def run_local(sources: Sequence[str], config: PipelineConfig, stream_id: str | N
                 from engine.ingest.asr_stage import recognize_segment
 
                 live = config.live or "://" in source
-                recognizer, speech = StreamRecognizer(speech_model, config.asr, live), {}
+                recognizer, speech, audio_embs = StreamRecognizer(speech_model, config.asr, live), {}, {}
             with SegmentReader(source, config.media_config(), res.stream_id) as reader:
                 for seg in _timed(iter(reader), res.stage_s, "decode"):
                     t0 = time.perf_counter()
@@ -167,7 +183,7 @@ def run_local(sources: Sequence[str], config: PipelineConfig, stream_id: str | N
                     res.stage_s["align"] += time.perf_counter() - t0
                     if recognizer is not None:
                         t0 = time.perf_counter()
-                        speech.update(recognize_segment(recognizer, seg))
+                        speech.update(recognize_segment(recognizer, seg, audio_encoder, audio_embs))
                         res.stage_s["asr"] = res.stage_s.get("asr", 0.0) + time.perf_counter() - t0
                     if seg.index in done:
                         res.segments_skipped += 1

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from engine.align.sync import SyncEstimate
 
 #: Written on every row; bump when the meaning of a column changes.
-PIPELINE_VERSION = "3"
+PIPELINE_VERSION = "4"
 
 #: The column of a packed block (see :func:`pack_records`).
 RECORDS_COLUMN = "records"
@@ -94,6 +94,7 @@ class TokenRecord:
     audio_emb: np.ndarray | None = None
     video_emb: np.ndarray | None = None
     image_emb: np.ndarray | None = None
+    audio_enc_emb: np.ndarray | None = None
     text_emb: np.ndarray | None = None
     words: list[dict] = field(default_factory=list)
     tokens_in: int = 0
@@ -155,11 +156,13 @@ class SpeechRecord:
         words: The words that start in the segment (``Word.as_dict()`` each).
         transcript: Their text, or None without words.
         text_emb: MiniLM embedding of ``transcript``, or None.
+        audio_enc_emb: The speech model's encoder embedding of the segment's audio, or None.
     """
 
     words: list[dict] = field(default_factory=list)
     transcript: str | None = None
     text_emb: np.ndarray | None = field(default=None, compare=False)
+    audio_enc_emb: np.ndarray | None = field(default=None, compare=False)
 
 
 def with_speech(tok: TokenRecord, speech: SpeechRecord | None) -> TokenRecord:
@@ -168,7 +171,7 @@ def with_speech(tok: TokenRecord, speech: SpeechRecord | None) -> TokenRecord:
     wrote; the words stay beside it)."""
     if speech is None:
         return tok
-    out = replace(tok, words=list(speech.words))
+    out = replace(tok, words=list(speech.words), audio_enc_emb=speech.audio_enc_emb)
     if tok.transcript is None and speech.transcript:
         out.transcript, out.text_emb = speech.transcript, speech.text_emb
     return out
@@ -224,7 +227,7 @@ def record_to_row(tok: TokenRecord, alignment: Alignment) -> SegmentRow:
         video_col=tok.video_col, keyframe_t_us=tok.keyframe_t_us, keyframe_jpeg=list(tok.keyframe_jpeg),
         av_offset_ms=alignment.offset_ms, drift_ppm=alignment.drift_ppm,
         sync_confidence=alignment.confidence, warp=alignment.warp, sync_status=alignment.status,
-        audio_emb=tok.audio_emb, video_emb=tok.video_emb, image_emb=tok.image_emb, text_emb=tok.text_emb,
+        audio_emb=tok.audio_emb, video_emb=tok.video_emb, image_emb=tok.image_emb, text_emb=tok.text_emb, audio_enc_emb=tok.audio_enc_emb,
         transcript=tok.transcript, words=list(tok.words), codebook_version=tok.codebook_version, pipeline_version=PIPELINE_VERSION,
     )
 

@@ -40,6 +40,7 @@ words               list<struct<text, t_start_us,           no    ASR words star
 codebook_version    string                                  no    RVQ codebooks that made codes
 pipeline_version    string                                  no    omnialign pipeline version
 ingested_at_us      int64                                   no    wall-clock write time (Unix us)
+audio_enc_emb       fixed_size_list<float32>[D_enc]         yes   pretrained audio encoder (Whisper)
 ==================  ======================================  ====  ==================================
 
 Absent modalities give empty token lists and a null embedding; sync fields are null until the
@@ -62,11 +63,14 @@ import pyarrow as pa
 from engine.errors import InvalidInputError
 
 #: Version of the table layout; stored in the metadata of :func:`segment_schema`.
-STORE_SCHEMA_VERSION = "3"
+STORE_SCHEMA_VERSION = "4"
 #: Key of a segment row.
 KEY_COLUMNS = ("stream_id", "segment_index")
 #: Embedding columns (all searched with cosine distance).
-EMBEDDING_COLUMNS = ("audio_emb", "video_emb", "image_emb", "text_emb")
+EMBEDDING_COLUMNS = ("audio_emb", "video_emb", "image_emb", "text_emb", "audio_enc_emb")
+#: Columns added after v3, at the end of the schema: a v3 table gains them in place, all null
+#: (a metadata-only change), and a backfill fills them (see :mod:`engine.encode.backfill`).
+ADDED_COLUMNS = ("audio_enc_emb",)
 #: Distance used for every embedding column, by flat search and indexes alike.
 DISTANCE = "cosine"
 #: Arrow type of one recognized word (see :class:`engine.asr.words.Word`).
@@ -88,6 +92,7 @@ class StoreConfig:
         video_emb_dim: Length of ``video_emb`` vectors.
         image_emb_dim: Length of ``image_emb`` vectors (1280 for EfficientNet-Lite0).
         text_emb_dim: Length of ``text_emb`` vectors (384 for all-MiniLM-L6-v2).
+        audio_enc_emb_dim: Length of ``audio_enc_emb`` vectors (384 for Whisper tiny.en's encoder).
         audio_num_quantizers: RVQ stages per audio token (width of ``audio_codes`` entries).
         video_num_quantizers: RVQ stages per video token (width of ``video_codes`` entries).
         vector_index_min_rows: Non-null vectors a column needs before
@@ -103,13 +108,14 @@ class StoreConfig:
     video_emb_dim: int = 128
     image_emb_dim: int = 1280
     text_emb_dim: int = 384
+    audio_enc_emb_dim: int = 384
     audio_num_quantizers: int = 8
     video_num_quantizers: int = 8
     vector_index_min_rows: int = 10_000
     metadata: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("audio_emb_dim", "video_emb_dim", "image_emb_dim", "text_emb_dim", "audio_num_quantizers",
+        for name in ("audio_emb_dim", "video_emb_dim", "image_emb_dim", "text_emb_dim", "audio_enc_emb_dim", "audio_num_quantizers",
                      "video_num_quantizers", "vector_index_min_rows"):
             if int(getattr(self, name)) <= 0:
                 raise InvalidInputError(name, f"must be positive, got {getattr(self, name)}")
@@ -119,7 +125,8 @@ class StoreConfig:
     def emb_dim(self, column: str) -> int:
         """Dimension of embedding column ``column``."""
         return {"audio_emb": self.audio_emb_dim, "video_emb": self.video_emb_dim,
-                "image_emb": self.image_emb_dim, "text_emb": self.text_emb_dim}[column]
+                "image_emb": self.image_emb_dim, "text_emb": self.text_emb_dim,
+                "audio_enc_emb": self.audio_enc_emb_dim}[column]
 
 
 def segment_schema(config: StoreConfig) -> pa.Schema:
@@ -161,6 +168,7 @@ def segment_schema(config: StoreConfig) -> pa.Schema:
         f("codebook_version", pa.string()),
         f("pipeline_version", pa.string()),
         f("ingested_at_us", pa.int64()),
+        f("audio_enc_emb", pa.list_(pa.float32(), config.audio_enc_emb_dim), True),
     ], metadata={b"omnialign.store_schema_version": STORE_SCHEMA_VERSION.encode(),
                  **{k.encode(): v.encode() for k, v in config.metadata}})
 
@@ -200,6 +208,7 @@ class SegmentRow:
         video_emb: float32 [D_video] segment video embedding, or ``None``.
         image_emb: float32 [D_image] pretrained-encoder embedding of the keyframes, or ``None``.
         text_emb: float32 [D_text] transcript embedding, or ``None``.
+        audio_enc_emb: float32 [D_enc] pretrained audio-encoder embedding, or ``None``.
         transcript: The sidecar transcript overlapping the segment when the file came with one,
             else the recognized words' text, or ``None``.
         words: Recognized words that start in the segment, as dicts ``{text, t_start_us,
@@ -232,6 +241,7 @@ class SegmentRow:
     video_emb: Optional[np.ndarray] = None
     image_emb: Optional[np.ndarray] = None
     text_emb: Optional[np.ndarray] = None
+    audio_enc_emb: Optional[np.ndarray] = None
     transcript: Optional[str] = None
     words: list[dict] = field(default_factory=list)
     codebook_version: str = ""
@@ -311,6 +321,7 @@ class SegmentRow:
                 video_emb=_vector_or_none(rec["video_emb"]),
                 image_emb=_vector_or_none(rec.get("image_emb")),
                 text_emb=_vector_or_none(rec["text_emb"]),
+                audio_enc_emb=_vector_or_none(rec.get("audio_enc_emb")),
                 transcript=rec["transcript"], words=list(rec.get("words") or []), codebook_version=rec["codebook_version"],
                 pipeline_version=rec["pipeline_version"], ingested_at_us=rec["ingested_at_us"]))
         return out

@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 from engine.errors import StoreError
 from engine.store.schema import (  # noqa: F401 - re-exported: callers import them from here
     DISTANCE,
+    ADDED_COLUMNS,
     EMBEDDING_COLUMNS,
     KEY_COLUMNS,
     STORE_SCHEMA_VERSION,
@@ -135,7 +136,17 @@ class SegmentStore:
                                                    exist_ok=True)
             except ValueError as exc:  # lost a creation race to a writer with another schema
                 raise SchemaMismatchError(self._where, str(exc)) from None
+        self._add_new_columns(self.table.schema)
         self._check_schema(self.table.schema)
+
+    def _add_new_columns(self, actual: pa.Schema) -> None:
+        """A table written before :data:`ADDED_COLUMNS` existed gains them in place, all null
+        (a metadata-only change of the table: its rows are not rewritten)."""
+        missing = [n for n in ADDED_COLUMNS if n not in actual.names]
+        if not missing or actual.names != [n for n in self.schema.names if n not in missing]:
+            return  # nothing to add, or a table of another shape: the check below says how
+        self.table.add_columns([self.schema.field(n) for n in missing])
+        self.set_metadata({"omnialign.store_schema_version": STORE_SCHEMA_VERSION})
 
     def encoders(self) -> dict[str, str]:
         """``{column: "name@weights hash"}`` of the encoders recorded in the table's metadata."""
@@ -167,6 +178,7 @@ class SegmentStore:
         return cls(StoreConfig(db_dir=db_dir, table=table, audio_emb_dim=width("audio_emb"),
                                video_emb_dim=width("video_emb"), image_emb_dim=width("image_emb"),
                                text_emb_dim=width("text_emb"),
+                               **({"audio_enc_emb_dim": width("audio_enc_emb")} if "audio_enc_emb" in schema.names else {}),
                                audio_num_quantizers=width("audio_codes"), video_num_quantizers=width("video_codes")))
 
     def _check_schema(self, actual: pa.Schema) -> None:

@@ -14,7 +14,8 @@ def register(sub) -> None:
     p.add_argument("--db", required=True, help="LanceDB folder")
     q = p.add_mutually_exclusive_group()
     q.add_argument("--text", help="text query: MiniLM vector + full-text over transcripts, fused (RRF)")
-    q.add_argument("--audio", metavar="FILE", help="audio query: embedded like ingested audio")
+    q.add_argument("--audio", metavar="FILE", help="audio query: the table's audio encoder (audio_enc_emb), else "
+                                                   "embedded like ingested audio (audio_emb)")
     q.add_argument("--image", metavar="FILE", help="image query: the table's image encoder (image_emb), else "
                                                    "embedded like ingested video (video_emb)")
     p.add_argument("--stream", help="only this stream id")
@@ -33,10 +34,17 @@ def query_vector(args: argparse.Namespace) -> tuple:
     from engine.media.decode import MediaConfig, iter_segments
     from engine.tokenize.tokenizer import Tokenizer
 
-    tok = Tokenizer.load(args.codebooks or Path(args.db) / "codebooks")
     if args.audio:
+        from engine.store.table import SegmentStore
+
         audio = np.concatenate([s.audio for s in iter_segments(args.audio, MediaConfig(decode_video=False, require_audio=True))])
-        return tok.embed_audio(audio), "audio_emb"
+        spec = SegmentStore.open(args.db).encoders().get("audio_enc_emb")
+        if spec:  # what was said or sounded, not log-mel statistics
+            from engine.encode.audio import query_audio_embedding
+
+            return query_audio_embedding(spec, audio), "audio_enc_emb"
+        return Tokenizer.load(args.codebooks or Path(args.db) / "codebooks").embed_audio(audio), "audio_emb"
+    tok = Tokenizer.load(args.codebooks or Path(args.db) / "codebooks")
     from PIL import Image
 
     from engine.errors import NotMediaError

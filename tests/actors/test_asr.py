@@ -55,7 +55,8 @@ def test_no_asr_writes_no_words(ray_local, recording, tmp_path):
     summary = run_ingest([recording["path"]], config)
     store = SegmentStore.open(tmp_path / "db")
     rows = store.rows_between(summary.streams[0].stream_id, 0, 10**12)
-    assert len(rows) == 17 and not any(r.words or r.transcript for r in rows)
+    assert len(rows) == 17 and not any(r.words or r.transcript or r.audio_enc_emb is not None for r in rows)
+    assert "audio_enc_emb" not in store.encoders()
 
 
 def test_a_missing_model_is_one_typed_error_naming_it(ray_local, recording, tmp_path):
@@ -65,3 +66,26 @@ def test_a_missing_model_is_one_typed_error_naming_it(ray_local, recording, tmp_
                             asr=AsrConfig(model_dir=str(tmp_path / "no-model")))
     with pytest.raises(ModelNotFoundError, match="no-model"):
         run_ingest([recording["path"]], config)
+
+
+def test_each_segment_gets_the_speech_models_audio_embedding_and_an_audio_query_finds_its_sentence(
+        ray_local, recording, tmp_path):
+    import numpy as np
+
+    from benchmarks.data.media_io import decode_audio
+    from benchmarks.data.speech import RATE_HZ
+    from engine.encode.audio import query_audio_embedding
+
+    config = PipelineConfig(db_dir=str(tmp_path / "db"), codebooks_dir=recording["codebooks"], writer_batch_rows=4)
+    (s,) = run_ingest([recording["path"]], config).streams
+    store = SegmentStore.open(tmp_path / "db")
+    rows = store.rows_between(s.stream_id, 0, 10**12)
+    assert len(rows) == 17 and all(r.audio_enc_emb is not None and r.audio_enc_emb.shape == (384,) for r in rows)
+    spec = store.encoders()["audio_enc_emb"]
+    assert spec.startswith("whisper-tiny.en@")
+    # A sentence's own file, re-encoded and quieter, finds a segment inside that sentence.
+    utt, placed = speech_set(log=lambda *_: None)[3], recording["placed"][3]
+    query = 0.5 * decode_audio(utt.path, RATE_HZ)[: 2 * RATE_HZ]
+    hits = search(store, SearchQuery(vector=query_audio_embedding(spec, query.astype(np.float32)),
+                                     vector_column="audio_enc_emb", k=3))
+    assert hits and hits[0].t_start_us < placed.t_end_us and hits[0].t_end_us > placed.t_start_us, (hits[0], placed)

@@ -232,3 +232,39 @@ def test_vector_index_only_above_threshold_and_new_rows_found(tmp_path):
     assert store.unindexed_rows() == {"audio_emb": 0, "text_emb": 0}
     assert nearest(late.audio_emb) == 300
     assert nearest(make_row("s", 17, cfg).audio_emb) == 17
+
+
+def test_a_v3_table_gains_the_audio_encoder_column_in_place(cfg):
+    import lancedb
+
+    from engine.store.schema import ADDED_COLUMNS, STORE_SCHEMA_VERSION
+
+    # A table as v3 wrote it: every column but the ones added since, version 3 in its metadata.
+    full = segment_schema(cfg)
+    v3 = pa.schema([f for f in full if f.name not in ADDED_COLUMNS],
+                   metadata={**full.metadata, b"omnialign.store_schema_version": b"3"})
+    rows = [make_row("old", i, cfg) for i in range(3)]
+    data = SegmentRow.to_arrow(rows, full).drop_columns(list(ADDED_COLUMNS)).cast(v3)
+    lancedb.connect(str(cfg.db_dir)).create_table(cfg.table, data=data, schema=v3, on_bad_vectors="null")
+
+    store = SegmentStore(cfg)
+    assert store.table.schema.names == full.names
+    assert store.table.schema.metadata[b"omnialign.store_schema_version"] == STORE_SCHEMA_VERSION.encode()
+    for r in rows:  # the old rows are all there, the new column null
+        got = store.get(r.stream_id, r.segment_index)
+        assert got.audio_enc_emb is None and got.transcript == r.transcript
+        np.testing.assert_array_equal(got.audio_codes, r.audio_codes)
+    new = make_row("new", 0, cfg, audio_enc_emb=np.linspace(0, 1, cfg.audio_enc_emb_dim).astype(np.float32))
+    assert store.write([new]).inserted == 1
+    np.testing.assert_array_equal(store.get("new", 0).audio_enc_emb, new.audio_enc_emb)
+    assert SegmentStore.open(cfg.db_dir).table.count_rows() == 4
+
+
+def test_a_table_of_another_shape_is_not_migrated(cfg):
+    import lancedb
+
+    full = segment_schema(cfg)
+    old = pa.schema([f for f in full if f.name not in ("words", "audio_enc_emb")])  # a v2 table
+    lancedb.connect(str(cfg.db_dir)).create_table(cfg.table, schema=old)
+    with pytest.raises(SchemaMismatchError, match="missing column words"):
+        SegmentStore(cfg)
