@@ -194,6 +194,17 @@ def image_retrieval(name: str, d: dict) -> list[Table]:
              ["column", "precision@5", "median query ms", "results"], rows)]
 
 
+def audio_retrieval(name: str, d: dict) -> list[Table]:
+    """audio_retrieval.json: precision@5 by spoken phrase, Whisper-encoder audio_enc_emb vs log-mel statistics."""
+    labels = {"audio_enc_emb": "audio_enc_emb (" + (d.get("encoders") or {}).get("audio_enc_emb", "?").split("@")[0] + " encoder, pooled)",
+              "audio_emb": "audio_emb (pooled log-mel features)"}
+    rows = [[labels.get(c, c), num(r["precision_at_5"], ".3f"), num(r["top1"], ".3f"), num(r["median_query_ms"], ".1f"),
+             source(name, d)] for c, r in d["columns"].items()]
+    return [(f"audio → audio retrieval by spoken phrase, {d['clips']} Hedgewars voice clips ({d['phrases']} phrases × "
+             f"{len(d['voices'])} voices, chance {num(d['chance'], '.3f')})",
+             ["column", "precision@5", "top-1", "median query ms", "results"], rows)]
+
+
 def understanding(name: str, d: dict) -> list[Table]:
     """understanding.json: ASR cost vs standalone faster-whisper; ingest with ASR + encoder on/off."""
     c, music = d["asr_cost"], d["vad_skip"]["music"]
@@ -282,7 +293,7 @@ def gpu(name: str, d: dict) -> list[Table]:
 # File name prefix -> renderer, in the order the block shows them.
 RENDERERS: dict[str, Callable[[str, dict], list[Table]]] = {
     "decode": decode, "rvq": rvq, "dtw": dtw, "sync_accuracy": sync_accuracy, "search": search,
-    "ingest": ingest, "image_retrieval": image_retrieval, "understanding": understanding, "serve_load": serve_load, "lora_ops": lora_ops, "gpu_check": gpu, "gpu_rvq": gpu,
+    "ingest": ingest, "image_retrieval": image_retrieval, "audio_retrieval": audio_retrieval, "understanding": understanding, "serve_load": serve_load, "lora_ops": lora_ops, "gpu_check": gpu, "gpu_rvq": gpu,
 }
 
 
