@@ -26,7 +26,7 @@ import ray
 from engine.asr.config import AsrConfig
 from engine.asr.model import load_speech_model
 from engine.asr.stream import AsrStats, StreamRecognizer
-from engine.ingest.asr_stage import speech_records
+from engine.ingest.asr_stage import recognize_audio
 from engine.ingest.records import SpeechRecord
 
 #: Finished segments kept per stream until the writer asks (bounds memory if nobody asks).
@@ -44,8 +44,8 @@ class AsrActor:
     def __init__(self, config: AsrConfig) -> None:
         self.config = config
         self.model = load_speech_model(config)
-        # Transcripts are embedded here (MiniLM): load it now, before the driver starts the
-        # sources, not on the first words (a live stream's first rows waited ~10 s for it).
+        # Transcripts are embedded here (MiniLM): load it now, while the pipeline's other actors
+        # start, not on the first words (a live stream's first rows waited ~10 s for it).
         from engine.store.text_embed import get_text_embedder
 
         get_text_embedder().embed(["warm-up"])
@@ -69,10 +69,8 @@ class AsrActor:
         rec = self.recognizers.get(stream_id)
         if rec is None:
             rec = self.recognizers[stream_id] = StreamRecognizer(self.model, self.config, live)
-        embs = self.audio_embs.setdefault(stream_id, {})
-        if self.audio_encoder is not None and audio is not None:
-            embs[index] = self.audio_encoder.embed(audio)
-        return speech_records(rec.push(index, t_start_us, t_end_us, audio, is_final), embs)
+        return recognize_audio(rec, index, t_start_us, t_end_us, audio, is_final, self.audio_encoder,
+                               self.audio_embs.setdefault(stream_id, {}))
 
     async def push(self, stream_id: str, index: int, t_start_us: int, t_end_us: int, audio: np.ndarray | None,
                    is_final: bool, live: bool = True) -> list[int]:

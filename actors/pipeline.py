@@ -157,7 +157,10 @@ def run_ingest(sources: Sequence[str], config: PipelineConfig,
         if config.asr is not None:
             asr = [AsrActor.options(num_cpus=config.asr_num_cpus, num_gpus=config.asr_num_gpus, **head).remote(config.asr)
                    for _ in range(max(1, min(config.asr_actors, len(by_id))))]
-            summary.asr_model = ray.get(asr[0].model_info.remote())
+            # Not awaited here: the ASR actors load their models while the sources, tokenizers
+            # and writer start, and the sources' first pushes queue on them meanwhile. (Together
+            # with MiniLM's faster load, a 2-core run's first row came ~17 s after the start, not ~27.)
+            asr_info = asr[0].model_info.remote()
         runs, hosted = {}, {}
         per_actor = config.streams_per_source_actor
         for i, s in enumerate(summary.streams):
@@ -193,6 +196,8 @@ def run_ingest(sources: Sequence[str], config: PipelineConfig,
             by_id[sid].segments_skipped = result["skipped"]
             if result["error"]:
                 by_id[sid].error = result["error"]
+        if asr:
+            summary.asr_model = ray.get(asr_info)
         for s in summary.streams:
             if asr:
                 s.asr = ray.get(asr_for(asr, s.stream_id).stats.remote(s.stream_id))
@@ -232,8 +237,10 @@ def _operators(sources: dict, runs: dict, aligners: list, asr: list, config: Pip
     head, tok = _placement(placement_group, HEAD_BUNDLE), _placement(placement_group, TOKENIZER_BUNDLE)
     # The tokenizer pool starts at its maximum: an actor the autoscaler adds later starts (imports
     # torch, loads codebooks) exactly when the pipeline is busiest, which measured slower; the
-    # autoscaler still scales idle actors down to the minimum.
-    initial = config.tokenizer_max_actors
+    # autoscaler still scales idle actors down to the minimum. But not more actors than streams:
+    # one tokenizer outpaces one stream's other stages on a core, and on a small machine each
+    # extra actor's start-up (~3 CPU s) delays the first rows.
+    initial = max(config.tokenizer_min_actors, min(config.tokenizer_max_actors, len(runs)))
     # max_retries=0: a re-run read task would start draining with no memory of the markers and
     # segments it had already taken from the sources; better to fail loudly.
     # _generator_backpressure_num_objects: Ray Data lets a read task run only 2 blocks ahead of

@@ -18,6 +18,11 @@ For 1, 4 and 8 concurrent streams of 320×240@25 H.264 + 16 kHz (resampled from 
   throughput for the same streams (< 1 means Ray is
   faster, e.g. because streams decode in parallel).
 
+The ``understanding`` rows (:mod:`benchmarks.understanding`, real speech over real photographs):
+ASR + encoders on vs off at 1, 4 and 8 streams and on one long program, 4 and 8 live streams'
+lag, the ASR stage's CPU s per audio s and WER vs standalone faster-whisper, and the VAD's skip
+share on music. ``--understanding-clip-s 0`` leaves them out.
+
 ``--live-minutes M`` adds a live (real-time paced) run of 8 streams for M minutes that samples the
 RSS of every Ray worker process and the driver every few seconds; the plot
 ``benchmarks/results/ingest_rss.png`` shows whether memory stays flat.
@@ -25,7 +30,7 @@ RSS of every Ray worker process and the driver every few seconds; the plot
 A run writes its own results only (never merged with an earlier file): ``--out``, by default
 ``benchmarks/results/ingest.json``, or ``ingest_live.json`` for a soak-only run (``--streams`` with no counts).
 
-    python benchmarks/ingest.py [--clip-s 300] [--streams 1 4 8] [--live-minutes 10]
+    python benchmarks/ingest.py [--clip-s 300] [--streams 1 4 8] [--understanding-clip-s 120] [--live-minutes 10]
 """
 
 from __future__ import annotations
@@ -190,6 +195,10 @@ def main() -> None:
                         help="seconds per stream (long enough that decoding outlasts actor start-up)")
     parser.add_argument("--streams", type=int, nargs="*", default=[1, 4, 8], help="stream counts (none: soak only)")
     parser.add_argument("--live-minutes", type=float, default=0.0, help="also run an RSS soak of this length")
+    parser.add_argument("--understanding-clip-s", type=float, default=120.0,
+                        help="seconds per real-speech stream of the understanding rows (0: leave them out)")
+    parser.add_argument("--understanding-long-s", type=float, default=600.0, help="the long program's seconds (0: none)")
+    parser.add_argument("--programs", type=int, default=10, help="speech programs the WER and ASR CPU are measured on")
     parser.add_argument("--out", help="default: benchmarks/results/ingest.json, ingest_live.json for a soak-only run")
     args = parser.parse_args()
     args.out = args.out or str(RESULTS / ("ingest.json" if args.streams else "ingest_live.json"))
@@ -211,11 +220,17 @@ def main() -> None:
                      "ray_overhead": loop["realtime_factor"] / steady if steady else None,
                      "ray_overhead_all_stages": (loop["realtime_factor"] / ray_res["concurrent_realtime_factor"]
                                                  if ray_res["concurrent_realtime_factor"] else None)})
+    understanding = None
+    if args.streams and args.understanding_clip_s > 0:
+        from benchmarks.understanding import measure, print_tables
+
+        understanding = measure(args.understanding_clip_s, tuple(args.streams), (4, 8), args.programs,
+                                args.understanding_long_s)
     live = bench_live_rss(root, codebooks, args.live_minutes) if args.live_minutes > 0 else None
     meta = {"machine": platform.machine(), "cpus": os.cpu_count(), "clip_s": args.clip_s,
             "video": "320x240@25 H.264", "audio": "48 kHz AAC -> 16 kHz mono"}
     # this run's results only, in its own file (a soak-only run defaults to ingest_live.json)
-    write_results(args.out, {"meta": meta, "rows": rows, "live": live})
+    write_results(args.out, {"meta": meta, "rows": rows, "live": live, "understanding": understanding})
     print(f"{'streams':>7} {'loop xRT':>9} {'ray xRT':>8} {'ray steady xRT':>15} {'all-stages xRT':>15} {'overhead':>9} "
           f"{'loop decode/align/tok/write s':>30} {'ray e2e p50 s':>13}")
     for r in rows:
@@ -229,6 +244,8 @@ def main() -> None:
         print(f"live soak: {args.live_minutes:g} min x 8 streams, RSS median {live['rss_mb_first_half_median']:.0f} MiB "
               f"(first half) vs {live['rss_mb_second_half_median']:.0f} MiB (second half), max {live['rss_mb_max']:.0f} MiB "
               f"-> {RESULTS / 'ingest_rss.png'}")
+    if understanding is not None:
+        print_tables(understanding)
     print(f"-> {args.out}")
     shutil.rmtree(root, ignore_errors=True)
 

@@ -8,7 +8,8 @@ Measured, in one run, on this machine:
 
 * ``throughput``: the Ray pipeline (``run_ingest``) at 1, 4 and 8 streams read as fast as
   possible, with ASR + image encoder off and on: × real time (media s / wall s, start-up
-  included) and the steady rate (first to last commit);
+  included), the start-up (seconds to the first committed row) and the steady rate (first to
+  last commit); and one long program (``long_s``, lecture length) with everything on;
 * ``live``: 4 and 8 streams paced at real time with everything on: end-to-end lag of each row
   (committed − decoded; a live segment is decoded when its media has played) p50 / p95 / max;
 * ``asr_cost``: CPU seconds per audio second of the stage's recognizer (VAD + batched Whisper,
@@ -19,12 +20,11 @@ Measured, in one run, on this machine:
 * ``vad_skip``: share of the audio the VAD kept from the model on non-speech content (Hedgewars'
   music, Debian ``hedgewars-data``) and on the speech program.
 
-    python -m benchmarks.understanding [--clip-s 120] [--streams 1 4 8] [--live-streams 4 8]
+Run as part of ``python benchmarks/ingest.py`` (its ``understanding`` rows, in the same run).
 """
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import statistics
 import tempfile
@@ -36,7 +36,6 @@ import numpy as np
 from benchmarks.data.media_io import decode_audio, encode_clip
 from benchmarks.data.pictures import skimage_pictures
 from benchmarks.data.speech import RATE_HZ, compose_program, speech_set
-from benchmarks.provenance import write_results
 
 W, H, FPS = 320, 240, 10.0
 PICTURES = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left", "horse", "camera", "coins")
@@ -56,7 +55,7 @@ def _slideshow(n_frames: int, seed: int):
         yield np.ascontiguousarray(img[dy:dy + H, dx:dx + W])
 
 
-def make_clips(root: Path, n: int, clip_s: float) -> tuple[list[str], list[str], list[float]]:
+def make_clips(root: Path, n: int, clip_s: float, prefix: str = "speech") -> tuple[list[str], list[str], list[float]]:
     """Clips, their reference texts (all utterances, in order) and their lengths."""
     utts = speech_set(log=lambda *_: None)
     clips, refs = [], []
@@ -70,7 +69,7 @@ def make_clips(root: Path, n: int, clip_s: float) -> tuple[list[str], list[str],
             texts += [p.text for p in placed]
         # Only the utterances that fit whole stay in the reference.
         audio = audio[: int(clip_s * RATE_HZ)]
-        path = root / f"speech{i}.mp4"
+        path = root / f"{prefix}{i}.mp4"
         encode_clip(path, _slideshow(int(clip_s * FPS), i), FPS, audio, RATE_HZ)
         clips.append(str(path))
         refs.append(" ".join(texts))
@@ -99,6 +98,7 @@ def ingest(clips: list[str], codebooks: str, db: Path, on: bool, live: bool = Fa
     config = PipelineConfig(db_dir=str(db), codebooks_dir=codebooks, live=live, writer_batch_rows=8,
                             queue_max_segments=32, asr=AsrConfig() if on else None,
                             image_encoder="efficientnet-lite0" if on else None)
+    t_start = time.time()  # the rows' wall clocks are time.time()
     summary = run_ingest(clips, config, on_row=lambda row, s: rows.append(row))
     rows.sort(key=lambda r: r.wall_committed_s)
     first = rows[0].wall_committed_s if rows else 0.0
@@ -107,7 +107,9 @@ def ingest(clips: list[str], codebooks: str, db: Path, on: bool, live: bool = Fa
     lag = sorted(r.wall_committed_s - r.wall_decoded_s for r in rows)
     asr = [s.asr for s in summary.streams if s.asr is not None]
     return {"streams": len(clips), "on": on, "live": live, "rows": summary.rows_total,
-            "wall_s": round(summary.wall_s, 2), "realtime_factor": round(summary.realtime_factor, 2),
+            "media_s": round(summary.media_s, 1), "wall_s": round(summary.wall_s, 2),
+            "first_row_s": round(first - t_start, 2) if rows else None,
+            "realtime_factor": round(summary.realtime_factor, 2),
             "steady_realtime_factor": round(steady_media / span, 2) if span > 0 else None,
             "lag_s_p50": round(statistics.median(lag), 2) if lag else None,
             "lag_s_p95": round(lag[int(0.95 * (len(lag) - 1))], 2) if lag else None,
@@ -207,44 +209,39 @@ def vad_skip_on_music(max_s: float = 120.0) -> dict:
             "skipped_share": round(rec.stats.skipped_share, 3), "calls": rec.stats.calls, "words": len(words)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--clip-s", type=float, default=120.0)
-    ap.add_argument("--streams", type=int, nargs="*", default=[1, 4, 8])
-    ap.add_argument("--live-streams", type=int, nargs="*", default=[4, 8])
-    ap.add_argument("--programs", type=int, default=10, help="speech programs the WER and ASR CPU are measured on")
-    ap.add_argument("--out", default="understanding")
-    args = ap.parse_args(argv)
+def measure(clip_s: float = 120.0, streams: tuple[int, ...] = (1, 4, 8), live_streams: tuple[int, ...] = (4, 8),
+            programs: int = 10, long_s: float = 600.0) -> dict:
+    """Every measurement of this module, in one run (Ray is started here if it is not yet)."""
     from actors.runtime import init_ray
 
     t_run = time.perf_counter()
     root = Path(tempfile.mkdtemp(prefix="omnialign-understanding-"))
-    n = max(args.streams + args.live_streams)
-    clips, _, _ = make_clips(root, n, args.clip_s)
+    clips, _, _ = make_clips(root, max([*streams, *live_streams, 1]), clip_s)
     codebooks = fit_codebooks(root, clips)
-    cost = asr_cost(speech_set(log=lambda *_: None), list(range(100, 100 + args.programs)))
+    cost = asr_cost(speech_set(log=lambda *_: None), list(range(100, 100 + programs)))
     music = vad_skip_on_music()
     init_ray(None)
-    throughput = [ingest(clips[:k], codebooks, root / "db", on) for k in args.streams for on in (False, True)]
-    live = [ingest(clips[:k], codebooks, root / "db", True, live=True) for k in args.live_streams]
+    throughput = [ingest(clips[:k], codebooks, root / "db", on) for k in streams for on in (False, True)]
+    if long_s > 0:
+        # One long program: what a file of lecture or meeting length gets, start-up included once.
+        long_clip, _, _ = make_clips(root, 1, long_s, prefix="long")
+        throughput.append(ingest(long_clip, codebooks, root / "db", True))
+    live = [ingest(clips[:k], codebooks, root / "db", True, live=True) for k in live_streams]
     shutil.rmtree(root, ignore_errors=True)
-    res = {"benchmark": "understanding", "clip_s": args.clip_s, "video": f"{W}x{H}@{FPS:g} H.264 slideshow",
-           "asr_cost": cost, "vad_skip": {"music": music, "speech_program_skipped_share": round(1 - cost["speech_share"], 3)},
-           "throughput": throughput, "live": live, "run_s": round(time.perf_counter() - t_run, 1)}
-    path = write_results(args.out, res)
+    return {"benchmark": "understanding", "clip_s": clip_s, "long_s": long_s, "video": f"{W}x{H}@{FPS:g} H.264 slideshow",
+            "asr_cost": cost, "vad_skip": {"music": music, "speech_program_skipped_share": round(1 - cost["speech_share"], 3)},
+            "throughput": throughput, "live": live, "run_s": round(time.perf_counter() - t_run, 1)}
+
+
+def print_tables(res: dict) -> None:
+    cost, music = res["asr_cost"], res["vad_skip"]["music"]
     print(f"ASR stage vs standalone faster-whisper on {cost['programs']} programs, {cost['audio_s']} s: CPU {cost['ours_cpu_s_per_audio_s']:.3f} "
           f"vs {cost['peer_cpu_s_per_audio_s']:.3f} s per audio s (ratio {cost['cpu_ratio']:.2f}); WER "
           f"{100 * cost['ours_wer']:.1f} % vs {100 * cost['peer_wer']:.1f} % (each file alone: {100 * cost['files_wer']:.1f} %)")
     print(f"VAD on {music['audio_s']} s of music: {100 * music['skipped_share']:.0f} % kept from the model "
           f"({music['calls']} calls, {music['words']} words)")
-    print("| streams | ASR + encoder | × real time | steady × | lag p50 s | lag p95 s |")
-    print("|---|---|---|---|---|---|")
-    for r in throughput + live:
-        print(f"| {r['streams']}{' live' if r['live'] else ''} | {'on' if r['on'] else 'off'} | {r['realtime_factor']:.1f} | "
-              f"{r['steady_realtime_factor'] or 0:.1f} | {r['lag_s_p50']} | {r['lag_s_p95']} |")
-    print(f"wrote {path}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    print("| streams | media s each | ASR + encoder | × real time | first row s | steady × | lag p50 s | lag p95 s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in res["throughput"] + res["live"]:
+        print(f"| {r['streams']}{' live' if r['live'] else ''} | {r['media_s'] / r['streams']:.0f} | {'on' if r['on'] else 'off'} | "
+              f"{r['realtime_factor']:.1f} | {r['first_row_s']} | {r['steady_realtime_factor'] or 0:.1f} | {r['lag_s_p50']} | {r['lag_s_p95']} |")

@@ -15,7 +15,7 @@ Public names:
         record_to_row, PIPELINE_VERSION, SYNC_MEASURED, SYNC_FALLBACK, SYNC_NONE, SpeechRecord,
         with_speech
     tokenize_stage: tokenize_records, tokenize_record, jpeg_thumbnails
-    asr_stage: speech_records, recognize_segment
+    asr_stage: speech_records, recognize_audio, recognize_segment
     pipeline: run_local (the benchmarks' reference loop), StreamResult, expand_sources,
         store_config_for
 """

@@ -31,16 +31,23 @@ def speech_records(done: list[SegmentWords], audio_embs: dict[int, np.ndarray] |
             for seg in done]
 
 
-def recognize_segment(recognizer: StreamRecognizer, seg: Segment, audio_encoder=None,
-                      audio_embs: dict[int, np.ndarray] | None = None) -> list[tuple[int, SpeechRecord]]:
-    """Pushes one segment of a stream (in order); returns the segments that completed.
+def recognize_audio(recognizer: StreamRecognizer, index: int, t_start_us: int, t_end_us: int,
+                    audio: np.ndarray | None, is_final: bool, audio_encoder=None,
+                    audio_embs: dict[int, np.ndarray] | None = None) -> list[tuple[int, SpeechRecord]]:
+    """Pushes one segment's audio of a stream (in order); returns the segments that completed.
 
     With ``audio_encoder`` (:class:`~engine.encode.audio.WhisperAudioEncoder`), the segment's
     audio is embedded now and kept in ``audio_embs`` (the caller's, per stream) until its words
     are final.
     """
     audio_embs = {} if audio_embs is None else audio_embs
-    if audio_encoder is not None and seg.audio is not None:
-        audio_embs[seg.index] = audio_encoder.embed(seg.audio)
-    return speech_records(recognizer.push(seg.index, seg.t_start_us, seg.t_end_us, seg.audio, seg.is_final),
-                          audio_embs)
+    if audio_encoder is not None and audio is not None:
+        audio_embs[index] = audio_encoder.embed(audio)
+    return speech_records(recognizer.push(index, t_start_us, t_end_us, audio, is_final), audio_embs)
+
+
+def recognize_segment(recognizer: StreamRecognizer, seg: Segment, audio_encoder=None,
+                      audio_embs: dict[int, np.ndarray] | None = None) -> list[tuple[int, SpeechRecord]]:
+    """:func:`recognize_audio` of a decoded segment."""
+    return recognize_audio(recognizer, seg.index, seg.t_start_us, seg.t_end_us, seg.audio, seg.is_final,
+                           audio_encoder, audio_embs)

@@ -19,7 +19,6 @@ from typing import Optional, Sequence
 import numpy as np
 
 from engine.errors import InvalidInputError
-from engine.hf import no_progress_bars
 
 #: Output dimension of all-MiniLM-L6-v2.
 TEXT_EMB_DIM = 384
@@ -63,16 +62,21 @@ class TextEmbedder:
         with self._lock:
             if self._model is not None:
                 return
-            import torch  # noqa: F401 - imported here so `import engine.store.text_embed` stays cheap
-            from transformers import AutoModel, AutoTokenizer
+            from tokenizers import Tokenizer
 
-            if not (self.model_dir / "config.json").is_file():
-                raise InvalidInputError("model_dir", f"no config.json in {self.model_dir}")
-            # local_files_only: no hub access anywhere in omnialign (no process-wide env change).
-            self._tokenizer = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
-            with no_progress_bars():
-                model = AutoModel.from_pretrained(self.model_dir, local_files_only=True)
-            self._model = model.to(self.device).eval()
+            from engine.store.bert import BertEncoder
+
+            for name in ("config.json", "tokenizer.json"):
+                if not (self.model_dir / name).is_file():
+                    raise InvalidInputError("model_dir", f"no {name} in {self.model_dir}")
+            tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+            # The file fixes padding and truncation at 128 tokens; sentence-transformers pads
+            # each batch to its longest text and truncates at the model's max_seq_length.
+            pad = tokenizer.padding or {"pad_id": 0, "pad_token": "[PAD]"}
+            tokenizer.enable_padding(pad_id=pad["pad_id"], pad_token=pad["pad_token"])
+            tokenizer.enable_truncation(_MAX_TOKENS)
+            self._tokenizer = tokenizer
+            self._model = BertEncoder(self.model_dir, self.device)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embeds ``texts``.
@@ -101,10 +105,11 @@ class TextEmbedder:
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
                 idx = order[start:start + self.batch_size]
-                enc = self._tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                                      max_length=_MAX_TOKENS, return_tensors="pt").to(self.device)
-                hidden = self._model(**enc).last_hidden_state
-                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                enc = self._tokenizer.encode_batch([texts[i] for i in idx])
+                ids = torch.tensor([e.ids for e in enc], dtype=torch.long, device=self.device)
+                attention = torch.tensor([e.attention_mask for e in enc], dtype=torch.long, device=self.device)
+                hidden = self._model(ids, attention)
+                mask = attention.unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
                 pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
                 out[idx] = pooled.float().cpu().numpy()

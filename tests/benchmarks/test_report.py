@@ -113,8 +113,9 @@ def test_package_versions_match_installed_distributions() -> None:
 
 
 def test_benchmark_scripts_write_through_provenance() -> None:
+    # gpu_dtw only prints; understanding measures for ingest.py, which writes its results
     scripts = [p for p in sorted((ROOT / "benchmarks").glob("*.py"))
-               if p.stem not in ("__init__", "provenance", "report", "gpu_dtw")]  # gpu_dtw only prints
+               if p.stem not in ("__init__", "provenance", "report", "gpu_dtw", "understanding")]
     assert len(scripts) >= 10
     for path in scripts:
         tree = ast.parse(path.read_text())
@@ -141,6 +142,15 @@ def _synthetic(root: Path) -> None:
                   "ray": {"realtime_factor": 22.25, "steady_realtime_factor": 33.3, "concurrent_realtime_factor": None,
                           "latency_end_to_end_s_p50": 1.75}}],
         "live": None,
+        "understanding": {
+            "clip_s": 30.0,
+            "asr_cost": {"programs": 3, "audio_s": 123.0, "ours_cpu_s_per_audio_s": 0.0712, "peer_cpu_s_per_audio_s": 0.0698,
+                         "ours_wer": 0.061, "peer_wer": 0.074, "files_wer": 0.054},
+            "vad_skip": {"music": {"audio_s": 60.0, "skipped_share": 0.97}},
+            "throughput": [{"streams": 1, "live": False, "on": True, "media_s": 600.0, "realtime_factor": 7.25,
+                            "first_row_s": 11.04, "steady_realtime_factor": 9.61, "lag_s_p50": 8.0, "lag_s_p95": 9.9}],
+            "live": [{"streams": 4, "live": True, "on": True, "media_s": 120.0, "realtime_factor": 0.98,
+                      "first_row_s": 6.5, "steady_realtime_factor": 1.0, "lag_s_p50": 3.94, "lag_s_p95": 7.81}]},
         "provenance": {"commit": "a" * 40, "backfilled": True, "parts": {"rows": {"commit": "b" * 40}}}}))
     (root / "mystery.json").write_text(json.dumps({"commit": None}))
 
@@ -166,6 +176,10 @@ def test_render_shows_the_numbers_of_the_results(tmp_path: Path) -> None:
     # the rows of a merged file name the commit of the run that wrote them, † for backfilled
     ingest = row("ingest.json", "2")
     assert "| 41.5 | 22.2 | 33.3 | – | 1.75 |" in ingest and ingest.endswith("`ingest.json` @ `bbbbbbb`† |")
+    # its understanding rows, measured in the same run, carry the file's own commit
+    assert row("ingest.json", "1").startswith("| 1 | 600 | on | 7.2 | 11.0 | 9.6 | 8.0 | 9.9 | `ingest.json` @ `aaaaaaa`†")
+    assert row("ingest.json", "4 live").startswith("| 4 live | 30 | on | 1.0 | 6.5 | 1.0 | 3.9 | 7.8 |")
+    assert "| 0.071 | 6.1 % |" in row("ingest.json", "omnialign ASR stage (VAD + batched Whisper tiny.en int8)")
     if short:
         assert decode.endswith(f"`decode.json` @ `{short}`" + (" (dirty)" if "(dirty)" in decode else "") + " |")
     assert "Other results files: `mystery.json`." in block

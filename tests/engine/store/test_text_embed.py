@@ -11,6 +11,8 @@ SENTENCES = [
     "Stock markets fell sharply after the interest rate announcement, dragging technology "
     "shares down for the third consecutive day while bond yields climbed.",
     "short",
+    # Past the model's 256-token limit: truncated the same way as the reference.
+    " ".join(f"token{i} and more words" for i in range(120)),
 ]
 
 
@@ -52,3 +54,16 @@ def test_shared_instance_and_bad_input(embedder):
         embedder.embed("not a list")
     with pytest.raises(InvalidInputError, match=r"texts\[1\]"):
         embedder.embed(["ok", None])
+
+
+def test_model_folder_without_weights_or_tokenizer_is_a_typed_error(tmp_path):
+    import shutil
+
+    from engine.store.bert import BertEncoder
+    from engine.store.text_embed import TextEmbedder
+
+    shutil.copy(default_model_dir() / "config.json", tmp_path / "config.json")
+    with pytest.raises(InvalidInputError, match="tokenizer.json"):
+        TextEmbedder(tmp_path).embed(["x"])
+    with pytest.raises(InvalidInputError, match="model.safetensors"):
+        BertEncoder(tmp_path)
