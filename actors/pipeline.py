@@ -15,6 +15,7 @@ Everything distributed is a Ray actor, task or Ray Data operator: pointed at a c
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -163,9 +164,14 @@ def run_ingest(sources: Sequence[str], config: PipelineConfig,
             asr_info = asr[0].model_info.remote()
         runs, hosted = {}, {}
         per_actor = config.streams_per_source_actor
+        run_id = uuid.uuid4().hex[:8]
         for i, s in enumerate(summary.streams):
             if i % per_actor == 0:
-                actors.append(SourceActor.options(num_cpus=config.source_num_cpus, max_concurrency=per_actor + 1, **head)
+                # Named after the streams it decodes (unique per run): `ray list actors` tells
+                # which process holds which streams.
+                name = f"omnialign-source:{run_id}:" + "+".join(x.stream_id for x in summary.streams[i:i + per_actor])
+                actors.append(SourceActor.options(num_cpus=config.source_num_cpus, max_concurrency=per_actor + 1,
+                                                  name=name[:1000], **head)
                               .remote(config, tokenizer.config.video_token_fps))
                 hosted[actors[-1]] = []
             hosted[actors[-1]].append(s.stream_id)

@@ -8,7 +8,6 @@ of a Serve config file (or ``options`` here) overrides them per deployment name.
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -55,11 +54,14 @@ def build_app(args: dict) -> Application:
     args = dict(args or {})
     overrides = args.pop("options", {}) or {}
     cfg = AppConfig.from_args(args)
+    cfg = replace(cfg, auth=cfg.auth.resolved())  # keys read here; only their digests go on
     if not cfg.engine.model_dir or not (Path(cfg.engine.model_dir) / "config.json").is_file():
         raise InvalidInputError("engine.model_dir", f"{cfg.engine.model_dir!r} is not a local model folder")
-    if not cfg.routing.work_dir:  # one folder per model, shared by the router replicas of this node
-        digest = hashlib.sha1(str(Path(cfg.engine.model_dir).resolve()).encode()).hexdigest()[:10]
-        cfg = replace(cfg, routing=replace(cfg.routing, work_dir=str(Path(tempfile.gettempdir()) / f"omnialign-router-{digest}")))
+    if not cfg.routing.work_dir:
+        # No registry configured: a fresh one for this application, shared by the router replicas
+        # of this node, so runtime registrations last as long as the application and never leak
+        # into a later one. A configured work_dir persists them (see RoutingSettings).
+        cfg = replace(cfg, routing=replace(cfg.routing, work_dir=tempfile.mkdtemp(prefix="omnialign-router-")))
     opts = default_options(cfg)
     unknown = set(overrides) - set(opts)
     if unknown:
@@ -71,7 +73,7 @@ def build_app(args: dict) -> Application:
                                        else v for k, v in o.items()}}
     engine = LLMEngine.options(**opts["LLMEngine"]).bind(asdict(cfg.engine))
     router = AdapterRouter.options(**opts["AdapterRouter"]).bind(cfg.engine.model_dir, asdict(cfg.routing),
-                                                                 cfg.engine.max_lora_rank)
+                                                                 cfg.engine.max_lora_rank, cfg.engine.served_model_name)
     return OmniIngress.options(**opts["OmniIngress"]).bind(engine, router, ingest_manager(cfg, opts["IngestManager"]),
                                                            cfg.to_args())
 

@@ -60,6 +60,9 @@ class LimitsConfig:
         max_tokens: Largest ``max_tokens`` a request may ask for.
         max_segment_span_s: Longest time span one ``segment_ref`` may cover.
         max_inline_media_bytes: Largest decoded inline (base64) audio/image part.
+        max_pending_upload_bytes: Uploads of one API key (or of all clients, with no keys) kept
+            on disk at once: an upload lives until its stream ends, so this bounds the disk one
+            client can fill (more → 429 until its ingests finish).
     """
 
     max_body_bytes: int = 8 * 1024 * 1024
@@ -67,10 +70,11 @@ class LimitsConfig:
     max_tokens: int = 1024
     max_segment_span_s: float = 120.0
     max_inline_media_bytes: int = 4 * 1024 * 1024
+    max_pending_upload_bytes: int = 1024 * 1024 * 1024
 
     def __post_init__(self) -> None:
         check_fields(self, positive=("max_body_bytes", "max_upload_bytes", "max_tokens", "max_segment_span_s",
-                                     "max_inline_media_bytes"))
+                                     "max_inline_media_bytes", "max_pending_upload_bytes"))
 
 
 @dataclass(frozen=True)
@@ -145,7 +149,11 @@ class RoutingSettings:
     derives (``max_lora_rank`` comes from the engine), plus the adapters registered at start.
 
     Attributes:
-        work_dir: Registry and composed adapters (shared by router replicas).
+        work_dir: Registry (``registry.json``) and composed adapters, shared by the router
+            replicas. Set, it persists: an application started later on the same folder serves
+            the adapters registered (and not deleted) through ``/v1/adapters`` before, plus
+            ``adapters``. Empty: a fresh temporary folder per application, so nothing outlives
+            it. On a multi-node cluster, set it to storage every node mounts.
         top_k: Most adapters mixed per request.
         min_weight: Gate weights below this are dropped.
         weight_step: Mixture weight quantisation.
@@ -163,10 +171,49 @@ class RoutingSettings:
     def __post_init__(self) -> None:
         self.router_config(self.work_dir or ".", _ROUTER_DEFAULTS["max_lora_rank"])  # validates, naming the field
 
-    def router_config(self, work_dir: str, max_lora_rank: int) -> RouterConfig:
-        """The router's configuration: these settings, the work folder and the engine's rank."""
+    def router_config(self, work_dir: str, max_lora_rank: int, served_model_name: str = "") -> RouterConfig:
+        """The router's configuration: these settings, the work folder, the engine's rank and the
+        served model's name (which no adapter may take)."""
         return RouterConfig(work_dir=work_dir, top_k=self.top_k, min_weight=self.min_weight,
-                            weight_step=self.weight_step, cache_size=self.cache_size, max_lora_rank=max_lora_rank)
+                            weight_step=self.weight_step, cache_size=self.cache_size, max_lora_rank=max_lora_rank,
+                            reserved_names=(served_model_name,) if served_model_name else ())
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """API keys of the HTTP service (see :mod:`serve_apps.auth`).
+
+    Attributes:
+        keys_file: File of ``KEY SCOPE`` lines (scope ``user`` or ``admin``), read where the
+            application is built; empty: none.
+        keys_env: Environment variable of ``KEY:SCOPE,...`` read there too; empty: none.
+        open_paths: Paths served without a key (health checks, Prometheus scrapes); empty them
+            to put those behind a key too.
+        key_sha256: ``(sha256 hex, scope)`` pairs: what the two sources above resolve to (the
+            application's arguments carry digests, never keys); may also be given directly.
+    """
+
+    keys_file: str = ""
+    keys_env: str = "OMNIALIGN_API_KEYS"
+    open_paths: tuple[str, ...] = ("/healthz", "/metrics")
+    key_sha256: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        from serve_apps.auth import SCOPES
+
+        pairs = tuple(tuple(p) for p in self.key_sha256)  # YAML/JSON give lists
+        for p in pairs:
+            if len(p) != 2 or len(str(p[0])) != 64 or p[1] not in SCOPES:
+                raise InvalidInputError("auth.key_sha256", f"entries are [sha256 hex, scope in {SCOPES}]")
+        object.__setattr__(self, "key_sha256", pairs)
+        object.__setattr__(self, "open_paths", tuple(self.open_paths))
+
+    def resolved(self) -> AuthConfig:
+        """This config with the keys of ``keys_file`` and ``keys_env`` added as digests."""
+        from serve_apps.auth import load_keys
+
+        keys = tuple(dict.fromkeys(self.key_sha256 + load_keys(self.keys_file, self.keys_env)))
+        return AuthConfig(keys_file="", keys_env="", open_paths=self.open_paths, key_sha256=keys)
 
 
 @dataclass(frozen=True)
@@ -178,6 +225,7 @@ class AppConfig:
     store: StoreSettings = field(default_factory=StoreSettings)
     routing: RoutingSettings = field(default_factory=RoutingSettings)
     ingest_policy: IngestPolicy = field(default_factory=IngestPolicy)
+    auth: AuthConfig = field(default_factory=AuthConfig)
 
     @classmethod
     def from_args(cls, args: dict[str, Any] | None) -> AppConfig:
@@ -187,7 +235,7 @@ class AppConfig:
         for f in fields(cls):
             sub = args.pop(f.name, {}) or {}
             typ = {"engine": EngineConfig, "limits": LimitsConfig, "store": StoreSettings,
-                   "routing": RoutingSettings, "ingest_policy": IngestPolicy}[f.name]
+                   "routing": RoutingSettings, "ingest_policy": IngestPolicy, "auth": AuthConfig}[f.name]
             known = {x.name for x in fields(typ)}
             bad = set(sub) - known
             if bad:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import uuid
 
-from fastapi import HTTPException
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException
 from ray.exceptions import RayTaskError
 from ray.serve.exceptions import BackPressureError
 
@@ -39,7 +40,7 @@ def unwrap(exc: BaseException) -> BaseException:
     return exc
 
 
-def _validation_message(exc: RequestValidationError) -> str:
+def _validation_message(exc: RequestValidationError | ValidationError) -> str:
     parts = []
     for err in exc.errors()[:3]:
         loc = ".".join(str(x) for x in err.get("loc", ()) if x != "body")
@@ -50,9 +51,11 @@ def _validation_message(exc: RequestValidationError) -> str:
 def status_for(exc: BaseException) -> tuple[int, str, dict]:
     """(HTTP status, one-line message, extra headers) for an exception."""
     exc = unwrap(exc)
+    # Starlette's class, which FastAPI's subclasses: unknown routes (404), wrong methods (405)
+    # and multipart parse errors (400) come as Starlette's own.
     if isinstance(exc, HTTPException):
         return exc.status_code, str(exc.detail), dict(exc.headers or {})
-    if isinstance(exc, RequestValidationError):
+    if isinstance(exc, (RequestValidationError, ValidationError)):  # ValidationError: a body checked in the handler
         return 400, _validation_message(exc), {}
     if isinstance(exc, BackPressureError):
         return 503, "server overloaded: too many queued requests, retry later", {"Retry-After": "1"}

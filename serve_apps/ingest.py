@@ -28,6 +28,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import ray
@@ -109,6 +110,13 @@ def _drive(source: str, stream_id: str, config: PipelineConfig, pg: PlacementGro
             "confidence": s.confidence, "error": s.error}
 
 
+def _same_source(a: str, b: str) -> bool:
+    """Whether two sources name the same media (local paths compared resolved)."""
+    if "://" in a or "://" in b:
+        return a == b
+    return Path(a).resolve() == Path(b).resolve()
+
+
 @dataclass
 class _Stream:
     """One stream this replica started: its driver, progress and (once over) result."""
@@ -127,6 +135,7 @@ class _Stream:
     errors_seen: int = 0        # failed segments reported row by row (the rest come with the result)
     media_s: float = 0.0
     result: dict | None = None
+    delete_source_after: bool = False  # an upload: removed once the stream ends
 
 
 @serve.deployment(name="IngestManager", num_replicas=1)
@@ -154,12 +163,22 @@ class IngestManager:
         # Driver actor names: findable (``ray list actors``), unique across apps and replicas.
         self._launches = (f"{uuid.uuid4().hex[:8]}-{i}" for i in itertools.count())
 
-    async def start(self, source: str, stream_id: str, live: bool = False) -> dict:
-        """Starts ingesting ``source`` as ``stream_id``; a running stream of that id is an error."""
+    async def start(self, source: str, stream_id: str, live: bool = False, delete_source_after: bool = False) -> dict:
+        """Starts ingesting ``source`` as ``stream_id``.
+
+        A running stream of that id is an error, and so is a stored stream of another source: its
+        committed segments would be skipped as already written, and the new source's media
+        silently dropped. The same source again resumes (only missing segments are written).
+        ``delete_source_after``: the source is an upload this server owns; it is deleted when the
+        stream ends (done or failed).
+        """
         cur = self.streams.get(stream_id)
         if cur is not None and cur.result is None:
             return {"error": f"stream {stream_id!r} is already being ingested"}
-        entry = _Stream(source=source, config=replace(self.config, live=live))
+        stored = await asyncio.to_thread(self._stored_source, stream_id)
+        if stored is not None and not _same_source(stored, source):
+            return {"error": f"stream {stream_id!r} already holds rows of another source; choose another stream_id"}
+        entry = _Stream(source=source, config=replace(self.config, live=live), delete_source_after=delete_source_after)
         self.streams[stream_id] = entry
         entry.task = asyncio.get_running_loop().create_task(self._run(stream_id, entry))
         return {"stream_id": stream_id, "state": "running"}
@@ -170,6 +189,9 @@ class IngestManager:
         except Exception as exc:  # noqa: BLE001 - a stream's state must always end
             log.exception("ingest of %s failed", stream_id)
             entry.result = {"error": f"ingest failed: {type(exc).__name__}: {exc}"}
+        finally:
+            if entry.delete_source_after:  # uploads never pile up on disk, whatever the outcome
+                await asyncio.to_thread(lambda: Path(entry.source).unlink(missing_ok=True))
         res = entry.result
         unseen = res.get("segments_failed", 0) - entry.errors_seen
         if unseen > 0:
@@ -259,6 +281,12 @@ class IngestManager:
         if entry is None:
             return {"stream_id": stream_id, "state": "stored", "rows": rows} if rows else None
         return {"stream_id": stream_id, "source": entry.source, "rows": rows, **self._state(entry)}
+
+    def _stored_source(self, stream_id: str) -> str | None:
+        try:
+            return SegmentStore.open(self.config.db_dir, self.config.table).source_of(stream_id)
+        except StoreError:  # no table yet: nothing stored
+            return None
 
     def _rows(self, stream_id: str) -> int:
         try:

@@ -95,6 +95,26 @@ def redact(source: str) -> str:
     return out
 
 
+# A URL inside free text (an error message): scheme://, then up to the next blank or quote.
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>]*")
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every URL in it :func:`redact`-ed: error messages quote their source (FFmpeg's
+    and PyAV's do, with the password and token the client sent)."""
+    return _URL_IN_TEXT.sub(lambda m: redact(m.group(0)), text)
+
+
+def stream_error_for_client(error: str, source: str) -> str:
+    """A stream's error as an HTTP client sees it: redacted, and one message for every way a
+    network source can fail to open or read ("connection refused" vs "invalid data" vs a
+    timeout would tell a client which internal ports listen; the server log keeps the detail).
+    """
+    if error.startswith("SourceConnectionError"):
+        return f"SourceConnectionError: {redact(source)}: the stream could not be opened or read"
+    return redact_text(error)
+
+
 def _shown(source: str) -> str:  # the input as quoted in errors: redacted, one line, bounded
     text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in redact(source))
     return text if len(text) <= _MAX_SHOWN else text[:_MAX_SHOWN] + "..."

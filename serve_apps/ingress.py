@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from ray import serve
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from ray.serve.handle import DeploymentHandle
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine.omni.chat import (
     ChatContext,
@@ -33,13 +34,13 @@ from engine.omni.chat import (
     render_messages,
 )
 from engine.errors import InvalidInputError
-from serve_apps.ingest_policy import check_source, redact
+from serve_apps.ingest_policy import check_source, redact, stream_error_for_client
 from serve_apps.adapters.routing import UnknownAdapterError
 from serve_apps.config import AppConfig
 from serve_apps.errors import error_response, unwrap
 from serve_apps.llm_engine import GenerateRequest
 from serve_apps.metrics import serve_metrics
-from serve_apps.middleware import BodyLimitMiddleware, CatchAllMiddleware, set_limits
+from serve_apps.middleware import ApiKeyMiddleware, BodyLimitMiddleware, CatchAllMiddleware, set_limits
 from serve_apps.protocol import (
     AdapterRequest,
     ChatRequest,
@@ -62,8 +63,10 @@ def _on_error(scope, exc: Exception) -> JSONResponse:
 
 app = FastAPI(title="omnialign", docs_url=None, redoc_url=None)
 app.add_middleware(BodyLimitMiddleware)
+app.add_middleware(ApiKeyMiddleware)  # before the body is read: a request without a key costs nothing
 app.add_middleware(CatchAllMiddleware, on_error=_on_error)  # added last = outermost
-for _exc_type in (HTTPException, RequestValidationError, ValidationError):
+# Starlette's HTTPException (FastAPI's is a subclass): unknown routes and 405s get our shape too.
+for _exc_type in (StarletteHTTPException, RequestValidationError, ValidationError):
     app.add_exception_handler(_exc_type, lambda request, exc: _on_error(request.scope, exc))
 
 
@@ -78,6 +81,14 @@ async def _unless_overloaded(awaitable):
     except (BackPressureError, DeploymentUnavailableError) as exc:
         raise HTTPException(503, "server overloaded: too many queued requests, retry later",
                             headers={"Retry-After": "1"}) from exc
+
+
+def _upload_owner(request: Request) -> str:
+    """The uploads folder name of the request's API key (a digest prefix; ``anonymous`` without)."""
+    from serve_apps.auth import digest
+
+    kind, _, token = (request.headers.get("authorization") or "").partition(" ")
+    return f"key-{digest(token.strip())[:16]}" if kind.lower() == "bearer" and token.strip() else "anonymous"
 
 
 def _sse(obj) -> bytes:
@@ -96,7 +107,7 @@ class OmniIngress:
         from engine.omni.vocab import VOCAB_FILE, OmniVocab
 
         self.cfg = AppConfig.from_args(config)
-        set_limits(self.cfg.limits)
+        set_limits(self.cfg.limits, self.cfg.auth)
         self.engine, self.router, self.ingest = engine, router, ingest
         model_dir = Path(self.cfg.engine.model_dir)
         self.text_tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
@@ -245,6 +256,10 @@ class OmniIngress:
             raise HTTPException(400, "adapters are local folders inside the allowed roots, not URLs")
         return await self.router.register.remote(body.name, path, body.modalities, body.prior)
 
+    @app.delete("/v1/adapters/{name}")
+    async def delete_adapter(self, name: str):
+        return await self.router.unregister.remote(name)
+
     @app.get("/v1/adapters")
     async def list_adapters(self):
         return {"data": await self.router.adapters.remote()}
@@ -293,11 +308,15 @@ class OmniIngress:
     # -- ingest ------------------------------------------------------------------------------
     @app.post("/v1/ingest", status_code=202)
     async def ingest(self, request: Request):
-        from engine.media.sources import default_stream_id
-
         ctype = request.headers.get("content-type", "")
-        if ctype.startswith("multipart/form-data"):
+        upload = ctype.startswith("multipart/form-data")
+        if upload:
             source, stream_id, live = await self._save_upload(request)
+            try:
+                return await self._start(source, stream_id, live, upload=True)
+            except BaseException:  # refused (409) or failed to start: the upload is not kept
+                await asyncio.to_thread(lambda: Path(source).unlink(missing_ok=True))
+                raise
         else:
             try:
                 payload = IngestRequest.model_validate_json(await request.body())
@@ -306,8 +325,13 @@ class OmniIngress:
             source, stream_id, live = check_source(payload.url, self.policy), payload.stream_id, payload.live
             if "://" not in source and await asyncio.to_thread(Path(source).is_dir):
                 raise HTTPException(400, f"{redact(payload.url)} is a folder; one stream is one media file or URL")
+            return await self._start(source, stream_id, live, upload=False)
+
+    async def _start(self, source: str, stream_id: str | None, live: bool, upload: bool) -> dict:
+        from engine.media.sources import default_stream_id
+
         stream_id = stream_id or default_stream_id(source)
-        started = await self.ingest.start.remote(source, stream_id, live)
+        started = await self.ingest.start.remote(source, stream_id, live, delete_source_after=upload)
         if "error" in started:
             raise HTTPException(409, started["error"])
         return {"stream_id": stream_id, "state": started["state"], "source": redact(source),
@@ -326,19 +350,34 @@ class OmniIngress:
         suffix = Path(upload.filename or "").suffix.lower()
         if not suffix[1:].isalnum():
             suffix = ""
-        dest = Path(self.cfg.store.upload_dir).resolve() / f"{uuid.uuid4().hex}{suffix}"
-        def copy() -> None:  # Starlette spooled the part to a temp file: stream it, never hold it in memory
+        # One folder per API key: its size is what the key has on disk now (uploads are deleted
+        # when their streams end), shared by every ingress replica without any other state.
+        owner = Path(self.cfg.store.upload_dir).resolve() / _upload_owner(request)
+        dest = owner / f"{uuid.uuid4().hex}{suffix}"
+        quota = self.cfg.limits.max_pending_upload_bytes
+
+        def copy() -> int:  # Starlette spooled the part to a temp file: stream it, never hold it in memory
+            owner.mkdir(exist_ok=True)
             with dest.open("wb") as out:
                 shutil.copyfileobj(upload.file, out)
+            return sum(p.stat().st_size for p in owner.iterdir() if p.is_file())
 
-        await asyncio.to_thread(copy)
-        return check_source(str(dest), self.policy), stream_id, str(form.get("live", "")).lower() == "true"
+        try:
+            if await asyncio.to_thread(copy) > quota:
+                raise HTTPException(429, f"uploads still being ingested for this key exceed {quota} bytes; retry "
+                                         "when they finish", headers={"Retry-After": "30"})
+            return check_source(str(dest), self.policy), stream_id, str(form.get("live", "")).lower() == "true"
+        except BaseException:
+            dest.unlink(missing_ok=True)
+            raise
 
     @app.get("/v1/streams/{stream_id}")
     async def stream_status(self, stream_id: str):
         status = await self.ingest.status.remote(stream_id)
         if status is None:
             raise HTTPException(404, f"stream {stream_id!r} is unknown")
+        if status.get("error"):  # decoders quote the URL they failed on, credentials and all
+            status["error"] = stream_error_for_client(status["error"], status.get("source", ""))
         if "source" in status:
             status["source"] = redact(status["source"])
         return status

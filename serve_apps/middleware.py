@@ -1,22 +1,71 @@
-"""Request-size limit of the HTTP ingress (pure ASGI: it also bounds chunked bodies)."""
+"""ASGI middleware of the HTTP ingress: API keys, the request-size limit (pure ASGI: it also
+bounds chunked bodies) and the JSON catch-all."""
 
 from __future__ import annotations
 
 from fastapi import HTTPException
 
-from serve_apps.config import LimitsConfig
+from serve_apps.auth import allows, required_scope, scope_of
+from serve_apps.config import AuthConfig, LimitsConfig
 from serve_apps.errors import BodyTooLargeError, error_response
 
 _LIMITS = [LimitsConfig()]
+_AUTH = [AuthConfig()]
 
 
-def set_limits(limits: LimitsConfig) -> None:
-    """Sets the limits of this process (called by the ingress replica at start).
+def set_limits(limits: LimitsConfig, auth: AuthConfig | None = None) -> None:
+    """Sets the limits and API keys of this process (called by the ingress replica at start).
 
     Module state behind a function: Serve pickles the ingress class by value, so state it
     touched directly would be a copy the middleware (module code) never sees.
     """
     _LIMITS[0] = limits
+    _AUTH[0] = auth or AuthConfig()
+
+
+def _is_loopback(client) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(client[0]).is_loopback
+    except (TypeError, ValueError, IndexError):  # no client address, or not an IP: not provably local
+        return False
+
+
+class ApiKeyMiddleware:
+    """Checks ``Authorization: Bearer`` against the configured keys and their scope.
+
+    No key configured: only loopback clients are served (the CLI also binds to loopback then;
+    this covers ``serve deploy`` with a public ``http_options.host``). A missing or unknown key
+    is a 401 with ``WWW-Authenticate: Bearer``; a ``user`` key on an admin route a 403.
+    """
+
+    def __init__(self, asgi_app) -> None:
+        self.app = asgi_app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        auth = _AUTH[0]
+        needed = required_scope(scope.get("path", ""), auth.open_paths)
+        if not auth.key_sha256:
+            if needed is not None and not _is_loopback(scope.get("client")):
+                response = error_response(HTTPException(403, "no API key is configured on this server: it answers "
+                                                             "loopback clients only"))
+                return await response(scope, receive, send)
+            return await self.app(scope, receive, send)
+        if needed is not None:
+            header = dict(scope.get("headers") or ()).get(b"authorization")
+            granted = scope_of(header.decode("latin-1") if header else None, auth.key_sha256)
+            if granted is None:
+                response = error_response(HTTPException(401, "a valid API key is required (Authorization: Bearer KEY)",
+                                                        headers={"WWW-Authenticate": "Bearer"}))
+                return await response(scope, receive, send)
+            if not allows(granted, needed):
+                response = error_response(HTTPException(403, f"this API key's scope ({granted}) does not allow "
+                                                             f"{scope.get('path')}; it needs {needed}"))
+                return await response(scope, receive, send)
+        await self.app(scope, receive, send)
 
 
 class BodyLimitMiddleware:

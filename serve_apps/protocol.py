@@ -1,8 +1,8 @@
 """HTTP request bodies (pydantic) and OpenAI-compatible response shapes.
 
 Requests follow the OpenAI completions / chat completions API; unknown fields are ignored (as
-OpenAI clients send many optional ones), fields we cannot honour are refused with a 400 instead
-of being silently dropped. omnialign extensions: ``adapters`` (explicit adapter weights) and
+OpenAI clients send many optional ones), fields we cannot honour (:data:`UNSUPPORTED_FIELDS`)
+are refused with a 400 instead of being silently dropped. omnialign extensions: ``adapters`` (explicit adapter weights) and
 chat content parts of type ``segment_ref``.
 """
 
@@ -12,17 +12,63 @@ import time
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+#: OpenAI request fields this server cannot honour, with the values that mean "not used" (a
+#: client sending these is fine). Any other value is a 400: silently dropping ``tools`` or
+#: ``response_format`` would return an answer the client did not ask for.
+UNSUPPORTED_FIELDS: dict[str, tuple] = {
+    "logprobs": (None, False, 0), "top_logprobs": (None, 0), "echo": (None, False), "best_of": (None, 1),
+    "suffix": (None, ""), "logit_bias": (None, {}), "tools": (None, []), "tool_choice": (None, "none"),
+    "functions": (None, []), "function_call": (None, "none"), "response_format": (None, {"type": "text"}),
+}
+#: Stop sequences per request (OpenAI's limit).
+MAX_STOP_SEQUENCES = 4
+#: Largest seconds in a search time filter: ~317 years of µs still fits an int64.
+MAX_TIME_S = 1e10
 
 
-class _Sampling(BaseModel):
+def check_text(value: Any, where: str) -> None:
+    """Every string in ``value`` (nested lists/dicts) must be encodable UTF-8.
+
+    JSON allows escaped lone surrogates (``"\\ud800"``); Python decodes them into a ``str`` that
+    no tokenizer or database can encode, so they are refused here as the client's mistake.
+
+    Raises:
+        ValueError: Naming where the bad string is.
+    """
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{where}: text holds a lone UTF-16 surrogate, not valid Unicode") from None
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            check_text(k, where)
+            check_text(v, f"{where}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            check_text(v, f"{where}[{i}]")
+
+
+class _Body(BaseModel):
+    """A request body: all of its strings are valid Unicode (:func:`check_text`)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_text(cls, data: Any) -> Any:
+        check_text(data, "body")
+        return data
+
+
+class _Sampling(_Body):
     model_config = ConfigDict(extra="ignore")
 
     model: str
     max_tokens: int | None = Field(default=None, ge=1)
     temperature: float = Field(default=1.0, ge=0.0, le=2.0)
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=-(2**63), le=2**63 - 1)  # vLLM's seed is an int64
     stop: str | list[str] | None = None
     n: int = 1
     stream: bool = False
@@ -30,11 +76,30 @@ class _Sampling(BaseModel):
     adapters: dict[str, float] | None = None
     return_token_ids: bool = False  # as vLLM's server: the generated ids in each choice
 
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_unsupported(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name, unused in UNSUPPORTED_FIELDS.items():
+                if name in data and data[name] not in unused:
+                    raise ValueError(f"{name} is not supported by this server")
+        return data
+
     @field_validator("n")
     @classmethod
     def _one_choice(cls, v: int) -> int:
         if v != 1:
             raise ValueError("only n=1 is supported")
+        return v
+
+    @field_validator("stop")
+    @classmethod
+    def _stops(cls, v: str | list[str] | None) -> str | list[str] | None:
+        stops = [v] if isinstance(v, str) else (v or [])
+        if any(not s for s in stops):
+            raise ValueError("stop sequences must not be empty")
+        if len(stops) > MAX_STOP_SEQUENCES:
+            raise ValueError(f"at most {MAX_STOP_SEQUENCES} stop sequences")
         return v
 
     def stop_list(self) -> list[str]:
@@ -56,7 +121,7 @@ class ChatRequest(_Sampling):
     max_completion_tokens: int | None = Field(default=None, ge=1)
 
 
-class SearchRequest(BaseModel):
+class SearchRequest(_Body):
     """``POST /v1/search``: exactly one of text / audio / image, or only filters (time query)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -65,12 +130,12 @@ class SearchRequest(BaseModel):
     audio: dict[str, Any] | None = None
     image: str | None = None
     stream_id: str | None = None
-    from_s: float | None = Field(default=None, ge=0)
-    to_s: float | None = Field(default=None, ge=0)
+    from_s: float | None = Field(default=None, ge=0, le=MAX_TIME_S, allow_inf_nan=False)
+    to_s: float | None = Field(default=None, ge=0, le=MAX_TIME_S, allow_inf_nan=False)
     k: int = Field(default=10, ge=1, le=1000)
 
 
-class IngestRequest(BaseModel):
+class IngestRequest(_Body):
     """``POST /v1/ingest`` (JSON form): a URL or a server-side path inside the allowed roots."""
 
     model_config = ConfigDict(extra="forbid")
@@ -80,7 +145,7 @@ class IngestRequest(BaseModel):
     live: bool = False
 
 
-class AdapterRequest(BaseModel):
+class AdapterRequest(_Body):
     """``POST /v1/adapters``: register a peft LoRA folder for some modalities."""
 
     model_config = ConfigDict(extra="forbid")

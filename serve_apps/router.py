@@ -16,9 +16,9 @@ from serve_apps.config import RoutingSettings
 class AdapterRouter:
     """Routes requests to one (possibly composed) LoRA adapter; registers adapters at runtime."""
 
-    def __init__(self, model_dir: str, settings: dict, max_lora_rank: int) -> None:
+    def __init__(self, model_dir: str, settings: dict, max_lora_rank: int, served_model_name: str = "") -> None:
         s = RoutingSettings(**settings)
-        self.router = Router(model_dir, s.router_config(s.work_dir, max_lora_rank))
+        self.router = Router(model_dir, s.router_config(s.work_dir, max_lora_rank, served_model_name))
         RoutingTable(s.adapters).apply(self.router)
 
     def route(self, modality_tokens: dict, adapter: str | None = None, mixture: dict | None = None) -> dict:
@@ -29,6 +29,10 @@ class AdapterRouter:
         spec = self.router.register(name, path, modalities, prior)
         return {"name": spec.name, "path": spec.path, "modalities": list(spec.modalities),
                 "prior": spec.prior, "version": spec.version}
+
+    def unregister(self, name: str) -> dict:
+        spec = self.router.unregister(name)
+        return {"name": spec.name, "deleted": True, "version": spec.version}
 
     def adapters(self) -> list[dict]:
         return [{"name": s.name, "modalities": list(s.modalities), "prior": s.prior, "version": s.version}

@@ -153,6 +153,12 @@ def decode_audio(spec, where: str, max_bytes: int, max_duration_us: int = 120_00
     return audio
 
 
+#: Largest inline picture accepted, in pixels (4096 x 4096): decoding costs 4 bytes per pixel.
+MAX_IMAGE_PIXELS = 4096 * 4096
+#: Inline pictures are shrunk to this longest side right after decoding.
+MAX_IMAGE_SIDE_PX = 2048
+
+
 def decode_image(url, where: str, max_bytes: int) -> np.ndarray:
     """RGB uint8 ``[H, W, 3]`` of a ``data:image/...;base64,`` URL (remote URLs are refused)."""
     from PIL import Image, UnidentifiedImageError
@@ -161,10 +167,14 @@ def decode_image(url, where: str, max_bytes: int) -> np.ndarray:
         raise InvalidInputError(where, "only inline 'data:image/...;base64,' URLs are accepted")
     raw = _b64(url.split(";base64,", 1)[1], where, max_bytes)
     try:
-        img = Image.open(io.BytesIO(raw))
-        pixels = img.width * img.height
-        if pixels > 40_000_000:  # decompression bombs
-            raise InvalidInputError(where, f"{img.width}x{img.height} pixels is too large")
+        img = Image.open(io.BytesIO(raw))  # reads the header only
+        if img.width * img.height > MAX_IMAGE_PIXELS:  # decompression bombs: a 131 KB PNG can be 6300x6300
+            raise InvalidInputError(where, f"{img.width}x{img.height} pixels is more than {MAX_IMAGE_PIXELS:,}")
+        # Decoded at most once at full size (JPEG: already reduced while decoding), then shrunk
+        # before the RGBA/RGB conversions, which would each copy the full picture: every consumer
+        # (codebook tokenizer, image encoder) resizes far below MAX_IMAGE_SIDE_PX anyway.
+        img.draft("RGB", (MAX_IMAGE_SIDE_PX, MAX_IMAGE_SIDE_PX))
+        img.thumbnail((MAX_IMAGE_SIDE_PX, MAX_IMAGE_SIDE_PX))
         from engine.encode.registry import rgb_on_white
 
         return rgb_on_white(img)  # transparency on white, as ingest decodes pictures

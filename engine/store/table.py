@@ -257,6 +257,13 @@ class SegmentStore:
             return None
         return int(pc.max(tbl["segment_index"]).as_py())
 
+    def source_of(self, stream_id: str) -> Optional[str]:
+        """The ``source_uri`` of a stored stream's rows (its first row's), or ``None`` if it has none."""
+        if self.table.count_rows() == 0:
+            return None
+        tbl = self.table.search().where(f"stream_id = {sql_quote(stream_id)}").select(["source_uri"]).limit(1).to_arrow()
+        return tbl["source_uri"][0].as_py() if tbl.num_rows else None
+
     def count(self, stream_id: Optional[str] = None) -> int:
         """Number of stored segments, of one stream or of all."""
         if stream_id is None:

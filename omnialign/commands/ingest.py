@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -67,10 +68,13 @@ def run(args: argparse.Namespace) -> int:
                             tokenizer_min_actors=lo, tokenizer_max_actors=hi,
                             tokenizer_num_gpus=args.tokenizer_gpus, metrics_port=args.metrics_port,
                             asr=None if args.no_asr else AsrConfig(model_dir=args.asr_model), asr_num_gpus=args.asr_gpus)
-    init_ray(args.ray_address)
+    log_file = init_ray(args.ray_address)
     progress = Progress(label="ingest")
-    summary = run_ingest(args.sources, config,
-                         on_row=lambda row, s: progress.update(segments=s.rows_total, media_s=s.media_s))
+    # stdout carries the result alone (--json is parsed by scripts): Ray's driver prints cluster
+    # events ("(raylet) A worker died ...") to stdout, so while it runs stdout goes to the log.
+    with _stdout_to(log_file):
+        summary = run_ingest(args.sources, config,
+                             on_row=lambda row, s: progress.update(segments=s.rows_total, media_s=s.media_s))
     progress.done()
     for s in summary.streams:
         if s.error:
@@ -84,6 +88,17 @@ def run(args: argparse.Namespace) -> int:
         print_table(rows, ("stream_id", "segments", "skipped", "offset_ms", "drift_ppm", "confidence", "status"))
         print(f"{summary.rows_total} rows in {summary.wall_s:.1f} s ({summary.realtime_factor:.1f}x real time) -> {args.db}")
     return EXIT_FAILED_INPUTS if any(s.error for s in summary.streams) else 0
+
+
+@contextlib.contextmanager
+def _stdout_to(log_file: Path | None):
+    """``sys.stdout`` appended to ``log_file`` (stderr without one) for the ``with`` block."""
+    if log_file is None:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+        return
+    with open(log_file, "a", buffering=1) as log, contextlib.redirect_stdout(log):
+        yield
 
 
 def _pool_range(text: str) -> tuple[int, int]:

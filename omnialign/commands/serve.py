@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -20,6 +21,15 @@ def register(sub) -> None:
                    help="register a peft LoRA adapter, e.g. speech=./lora/speech:audio,text (repeatable)")
     p.add_argument("--allow-root", action="append", default=[], metavar="DIR",
                    help="folder whose files /v1/ingest and /v1/adapters may read (repeatable)")
+    p.add_argument("--allow-private-hosts", action="store_true",
+                   help="let /v1/ingest URLs name loopback, private or link-local hosts (off: no SSRF to "
+                        "internal services)")
+    p.add_argument("--allow-scheme", action="append", default=[], metavar="SCHEME",
+                   help="also accept this URL scheme in /v1/ingest, e.g. tcp (repeatable; default rtsp, rtsps, "
+                        "http, https, udp, srt, rtmp)")
+    p.add_argument("--api-keys-file", default="", metavar="FILE",
+                   help="API keys, one 'KEY SCOPE' per line (scope user or admin); $OMNIALIGN_API_KEYS "
+                        "(KEY:SCOPE,...) adds more. With no key the server binds to 127.0.0.1 only")
     p.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
     p.set_defaults(func=run)
 
@@ -32,6 +42,31 @@ def _adapter_arg(text: str) -> dict:
     if not (sep and sep2 and name and path and mods):
         raise InvalidInputError("--adapter", f"{text!r}: expected NAME=DIR:MODALITY[,MODALITY]")
     return {"name": name, "path": str(Path(path).resolve()), "modalities": mods.split(",")}
+
+
+def bind_host(host: str, auth: dict) -> str:
+    """``host``, or loopback when no API key is configured (an open server must not face a network)."""
+    import ipaddress
+
+    from serve_apps.config import AuthConfig
+
+    if AuthConfig(**auth).resolved().key_sha256:
+        return host
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        print(f"omnialign: no API key configured (--api-keys-file, $OMNIALIGN_API_KEYS): serving on 127.0.0.1 "
+              f"only, not {host}", flush=True)
+        return "127.0.0.1"
+    return host
+
+
+def _schemes(extra: list[str]) -> list[str]:
+    from serve_apps.ingest_policy import IngestPolicy
+
+    return list(dict.fromkeys([*IngestPolicy().allowed_schemes, *(x.lower() for x in extra)]))
 
 
 def default_model(db: Path, codebooks: Path) -> Path:
@@ -61,21 +96,42 @@ def run(args: argparse.Namespace) -> int:
         "engine": {"model_dir": str(model)},
         "store": {"db_dir": str(db), "codebooks_dir": str(codebooks), "upload_dir": str(db.parent / "uploads")},
         "routing": {"adapters": [_adapter_arg(a) for a in args.adapter]},
-        "ingest_policy": {"allowed_roots": roots},
+        "ingest_policy": {"allowed_roots": roots, "allow_private_hosts": args.allow_private_hosts,
+                          "allowed_schemes": _schemes(args.allow_scheme)},
+        "auth": {"keys_file": args.api_keys_file},
     }
+    host = bind_host(args.host, app_args["auth"])
+    import ray
     from ray import serve
 
     from actors.runtime import init_ray
     from serve_apps.app import build_app
 
     app = build_app(app_args)  # validates the arguments before Ray starts
-    init_ray(args.address)
-    serve.start(http_options={"host": args.host, "port": args.port})
-    serve.run(app, name="omnialign", route_prefix="/")
-    print(f"omnialign: serving {model.name} on http://{args.host}:{args.port} "
-          f"(OpenAI API under /v1, /metrics, /healthz); Ctrl-C stops")
+    # SIGTERM (systemd, docker stop, Kubernetes) ends like Ctrl-C: Serve drains and shuts down and
+    # the local Ray stops with its object store. Without this, Ray's core worker handles SIGTERM
+    # in the driver by aborting (exit 134, a crash dump, a shared-memory segment left behind).
+    # Installed before Ray starts (a TERM while it starts) and again after (Ray replaced it).
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
+        init_ray(args.address)
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+        serve.start(http_options={"host": host, "port": args.port})
+        serve.run(app, name="omnialign", route_prefix="/")
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+        print(f"omnialign: serving {model.name} on http://{host}:{args.port} "
+              f"(OpenAI API under /v1, /metrics, /healthz); Ctrl-C or SIGTERM stops", flush=True)
         while True:
             time.sleep(3600)
+    except KeyboardInterrupt:
+        print("omnialign: stopping (draining requests) ...", flush=True)
     finally:
-        serve.shutdown()
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second TERM must not cut the shutdown short
+        if ray.is_initialized():
+            serve.shutdown()
+            ray.shutdown()
+    return 0
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt

@@ -35,6 +35,15 @@ WEIGHTS_FILE = "adapter_model.safetensors"
 _A, _B = ".lora_A.weight", ".lora_B.weight"
 # peft options that change the math of an adapter beyond B·A·scale: refused rather than served wrong.
 _UNSUPPORTED = ("use_dora", "lora_bias")
+#: Largest LoRA rank read from a folder (vLLM's own max_lora_rank is far below).
+MAX_RANK = 4096
+#: Largest |lora_alpha / r| (or / sqrt(r)): trained adapters use 0.5-16. An absurd alpha
+#: (1e300) would overflow the composed float32 weights into inf and poison every routed request.
+MAX_SCALING = 1024.0
+#: Largest Frobenius norm of one module's update ``scaling · B·A``. Trained adapters' updates are
+#: a small fraction of their base weight's norm (order 1-100 for the layers served here); this
+#: bound is far above that and keeps fp16/bf16 activations of the sum finite.
+MAX_UPDATE_NORM = 1e4
 
 
 @dataclass(frozen=True)
@@ -134,16 +143,37 @@ def load_adapter(path: str | Path, name: str | None = None) -> LoraAdapter:
             raise InvalidInputError(str(cfg_path), f"{opt} adapters are not supported")
     if cfg.get("rank_pattern") or cfg.get("alpha_pattern"):
         raise InvalidInputError(str(cfg_path), "per-module rank_pattern/alpha_pattern is not supported")
-    rank = int(cfg.get("r", 8))
-    alpha = float(cfg.get("lora_alpha", rank))
+    rank, alpha = cfg.get("r", 8), cfg.get("lora_alpha", cfg.get("r", 8))
+    if isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= MAX_RANK:
+        raise InvalidInputError(str(cfg_path), f"r must be an integer in [1, {MAX_RANK}], got {rank!r}")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha):
+        raise InvalidInputError(str(cfg_path), f"lora_alpha must be a finite number, got {alpha!r}")
     scaling = alpha / math.sqrt(rank) if cfg.get("use_rslora") else alpha / rank
+    if abs(scaling) > MAX_SCALING:
+        raise InvalidInputError(str(cfg_path), f"lora_alpha {alpha} gives a scaling of {scaling:g}; at most "
+                                               f"{MAX_SCALING:g} is accepted")
     targets = cfg.get("target_modules") or []
     targets = [targets] if isinstance(targets, str) else list(targets)
     try:
         tensors = {k: v.float().numpy() for k, v in load_file(str(w_path)).items()}
     except Exception as exc:  # safetensors raises its own error types for bad headers
         raise InvalidInputError(str(w_path), f"cannot read weights: {exc}") from exc
-    return make_adapter(name, tensors, rank, scaling, targets, str(cfg.get("base_model_name_or_path") or ""))
+    adapter = make_adapter(name, tensors, rank, scaling, targets, str(cfg.get("base_model_name_or_path") or ""))
+    _check_update_norms(adapter, str(w_path))
+    return adapter
+
+
+def _check_update_norms(adapter: LoraAdapter, where: str) -> None:
+    """Every module's ``‖scaling · B·A‖_F`` is at most :data:`MAX_UPDATE_NORM`.
+
+    ``‖B·A‖²_F = Σ (BᵀB) ⊙ (A·Aᵀ)``: two r×r products instead of the out×in update.
+    """
+    for m in adapter.modules():
+        a = adapter.tensors[m + _A].astype(np.float64)
+        b = adapter.tensors[m + _B].astype(np.float64)
+        norm = abs(adapter.scaling) * math.sqrt(max(float(((b.T @ b) * (a @ a.T)).sum()), 0.0))
+        if not norm <= MAX_UPDATE_NORM:
+            raise InvalidInputError(where, f"module {m}: update norm {norm:.3g} exceeds {MAX_UPDATE_NORM:g}")
 
 
 def save_adapter(adapter: LoraAdapter, path: str | Path) -> Path:

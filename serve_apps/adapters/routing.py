@@ -92,6 +92,8 @@ class RouterConfig:
         cache_size: Composed adapters kept on disk (least recently used ones are deleted).
         max_lora_rank: Largest rank the engine accepts (``max_lora_rank`` of vLLM); a mixture
             whose summed rank exceeds it is refused.
+        reserved_names: Names no adapter may take besides ``base`` (the served model's name:
+            ``model: "omni"`` must always mean the routed base model).
     """
 
     work_dir: str
@@ -100,6 +102,7 @@ class RouterConfig:
     weight_step: float = 0.05
     cache_size: int = 16
     max_lora_rank: int = 32
+    reserved_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("top_k", "cache_size", "max_lora_rank"):
@@ -212,7 +215,7 @@ class Router:
         """
         if not name or not name.replace("-", "").replace("_", "").replace(".", "").isalnum() or len(name) > 64:
             raise InvalidInputError("name", f"{name!r}: use 1-64 letters, digits, '-', '_' or '.'")
-        if name == BASE_ADAPTER:
+        if name == BASE_ADAPTER or name in self.config.reserved_names:
             raise InvalidInputError("name", f"{name!r} is reserved for the base model (no adapter)")
         mods = tuple(dict.fromkeys(modalities))
         if not mods or any(m not in MODALITIES for m in mods):
@@ -224,18 +227,40 @@ class Router:
             raise InvalidInputError(str(path), f"rank {adapter.rank} exceeds max_lora_rank {self.config.max_lora_rank}")
         self._check_fits(adapter, str(path))
         spec = AdapterSpec(name, str(Path(path).resolve()), mods, float(prior), adapter.version)
-        # Read-modify-write under a file lock: two replicas registering at once both land.
+        self._update_registry(lambda specs: {**specs, name: spec})
+        self._loaded[name] = adapter
+        return spec
+
+    def unregister(self, name: str) -> AdapterSpec:
+        """Removes an adapter: the next request no longer routes to it (composed mixtures that
+        held it are never chosen again; their files age out of the LRU cache).
+
+        Raises:
+            UnknownAdapterError: No adapter of that name.
+        """
+        removed: list[AdapterSpec] = []
+
+        def drop(specs: dict[str, AdapterSpec]) -> dict[str, AdapterSpec]:
+            if name not in specs:
+                raise UnknownAdapterError(name)
+            removed.append(specs[name])
+            return {n: s for n, s in specs.items() if n != name}
+
+        self._update_registry(drop)
+        return removed[0]
+
+    def _update_registry(self, change) -> None:
+        """Read-modify-write of ``registry.json`` under a file lock: two replicas changing it at
+        once both land; the file is replaced atomically."""
         with open(self.work_dir / ".registry.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             self._reload()
-            specs = {**self._specs, name: spec}
+            specs = change(dict(self._specs))
             fd, tmp = tempfile.mkstemp(prefix=".registry-", dir=self.work_dir)
             with os.fdopen(fd, "w") as f:
                 f.write(json.dumps({n: asdict(s) for n, s in specs.items()}, indent=2))
             os.replace(tmp, self.work_dir / _REGISTRY)
             self._reload()
-        self._loaded[name] = adapter
-        return spec
 
     def _check_fits(self, adapter: LoraAdapter, where: str) -> None:
         """Every adapted module must exist in the base model with the same (in, out) sizes."""

@@ -96,6 +96,47 @@ def test_actor_deaths_mid_stream_lose_and_duplicate_nothing(ray_local, media, tm
         assert (row.av_offset_ms is None) == (row.sync_status == "none")
 
 
+def test_a_source_process_killed_mid_stream_loses_only_its_own_stream(ray_local, media, tmp_path):
+    """One process per source (``streams_per_source_actor=1``): ``kill -9`` of the one decoding
+    a stream, while three others stream at real-time pace, ends that stream alone; the others
+    complete with every segment exactly once."""
+    import os
+    import signal
+
+    import ray
+
+    # 16 s at real-time pace: every stream is still playing when the victim's first row lands.
+    clips = []
+    for i, name in enumerate(("a", "b", "c", "victim")):
+        clips.append(str(tmp_path / f"{name}.mp4"))
+        synthesize(SynthSpec(duration_s=16.0, offset_ms=0.0, speech=True, seed=61 + i), clips[-1])
+    victim_id = default_stream_id(clips[-1])
+    killed: list[int] = []
+
+    def kill_victim(row, _summary) -> None:
+        if killed or row.stream_id != victim_id:
+            return
+        (name,) = [n for n in ray.util.list_named_actors() if n.startswith("omnialign-source:")
+                   and n.endswith(":" + victim_id)]
+        pid = ray.get(ray.get_actor(name).__ray_call__.remote(lambda self: os.getpid()))
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+
+    config = _config(media, tmp_path / "db", streams_per_source_actor=1, live=True)
+    summary = run_ingest(clips, config, on_row=kill_victim)
+    assert killed
+    store = SegmentStore.open(tmp_path / "db")
+    by_id = {s.stream_id: s for s in summary.streams}
+    for clip in clips[:3]:
+        sid = default_stream_id(clip)
+        assert by_id[sid].error is None and by_id[sid].segments_written == 8, by_id[sid]
+        assert store.count(sid) == 8 and store.committed_indexes(sid) == set(range(8))
+    lost = by_id[victim_id]
+    assert lost.error is not None and "source actor failed" in lost.error
+    # What it committed before the kill is stored once, and it is resumable from there.
+    assert 1 <= store.count(victim_id) == len(store.committed_indexes(victim_id)) < 8
+
+
 def _free_port() -> int:
     import socket
 

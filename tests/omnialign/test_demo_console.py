@@ -113,3 +113,11 @@ def test_ingest_console_is_ours_alone(tmp_path):
     assert any(re.match(r"^\s*c-[0-9a-f]{8}\s+3\s+0\s.*\bok$", line) for line in lines), "\n".join(lines)
     assert any(re.match(r"^3 rows in .* -> ", line) for line in lines)
     _log_file(lines)
+    # --json: stdout is one JSON document and nothing else (Ray's driver prints cluster events,
+    # "(raylet) A worker died ...", to stdout; they go to the log file).
+    proc = subprocess.run([str(SCRIPT), "ingest", str(clip), "--db", str(tmp_path / "db2"), "--tokenizer-actors", "1:1",
+                           "--json"], capture_output=True, text=True, timeout=600, env=_env())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    import json
+
+    assert json.loads(proc.stdout)["rows_total"] == 3, proc.stdout

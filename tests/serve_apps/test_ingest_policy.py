@@ -225,3 +225,21 @@ def test_password_with_raw_slash_not_leaked():
     with pytest.raises(PolicyError) as info:
         check_source("rtsp://user:pa/ss@cam/x", OPEN)
     assert "pa" not in str(info.value) and "ss" not in str(info.value)
+
+
+def test_urls_inside_error_texts_are_redacted():
+    from serve_apps.ingest_policy import redact_text, stream_error_for_client
+
+    text = ("TruncatedMediaError: http://user:pass@host:9/c.mp4?token=hunter2: decoding failed "
+            "(from 'rtsp://admin:pw@cam/live')")
+    out = redact_text(text)
+    assert "pass" not in out and "hunter2" not in out and "pw" not in out and "admin" not in out
+    assert "http://***@host:9/c.mp4?token=***" in out and "rtsp://***@cam/live" in out
+    assert redact_text("no url here: /data/a.mp4") == "no url here: /data/a.mp4"
+    # Every way a network source fails reads the same to the client (no port-scan oracle).
+    refused = stream_error_for_client("SourceConnectionError: tcp://10.0.0.5:6379: cannot connect: Connection refused",
+                                      "tcp://10.0.0.5:6379")
+    garbage = stream_error_for_client("SourceConnectionError: tcp://10.0.0.5:22: stream data could not be read: "
+                                      "Invalid data found", "tcp://10.0.0.5:22")
+    assert refused.replace("6379", "N") == garbage.replace("22", "N")
+    assert "refused" not in refused and "Invalid" not in garbage

@@ -13,6 +13,7 @@ import json
 import socket
 import threading
 import wave
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -76,13 +77,13 @@ def served(ray_local, tmp_path_factory):
             {"name": "audio-a", "path": str(adapters["audio-a"]), "modalities": ["audio"]},
         ]},
         "ingest_policy": {"allowed_roots": [str(root / "media"), str(root / "adapters")]},
-        "limits": {"max_body_bytes": 256 * 1024, "max_tokens": 256},
+        "limits": {"max_body_bytes": 256 * 1024, "max_tokens": 256, "max_pending_upload_bytes": 2 * 1024 * 1024},
         # Small queues so the overload test can fill them.
         "options": {"LLMEngine": {"max_ongoing_requests": 4, "max_queued_requests": 4}},
     }
     serve.run(build_app(args), name="omnialign", route_prefix="/")
     yield {"url": f"http://127.0.0.1:{port}", "root": root, "model": model, "adapters": adapters, "clip": clip,
-           "db": db}
+           "db": db, "args": args}
     serve.shutdown()
 
 
@@ -274,6 +275,22 @@ def test_streaming_sse_with_the_openai_client(served):
     ("/v1/ingest", {"url": "file:///etc/passwd"}, 403, "/etc/passwd"),
     ("/v1/adapters", {"name": "x", "path": "/etc", "modalities": ["text"]}, 403, "/etc"),
     ("/v1/search", {"k": 0}, 400, "k"),
+    # Probes of the adversarial run (issue 16, item 9-10): each was a 500 or silently ignored.
+    ("/v1/completions", b'{"model": "omni", "prompt": "a\\ud800"}', 400, "surrogate"),
+    ("/v1/chat/completions", b'{"model": "omni", "messages": [{"role": "user", "content": "\\ud800"}]}', 400,
+     "surrogate"),
+    ("/v1/search", b'{"text": "\\ud800"}', 400, "surrogate"),
+    ("/v1/completions", {"model": "omni", "prompt": "hi", "stop": ""}, 400, "stop"),
+    ("/v1/completions", {"model": "omni", "prompt": "hi", "seed": 2**64}, 400, "seed"),
+    ("/v1/search", {"to_s": 1e300}, 400, "to_s"),
+    ("/v1/search", b'{"to_s": Infinity}', 400, "to_s"),
+    ("/v1/completions", {"model": "omni", "prompt": "hi", "logprobs": 2}, 400, "logprobs"),
+    ("/v1/completions", {"model": "omni", "prompt": "hi", "echo": True}, 400, "echo"),
+    ("/v1/completions", {"model": "omni", "prompt": "hi", "best_of": 2}, 400, "best_of"),
+    ("/v1/chat/completions", {"model": "omni", "messages": [{"role": "user", "content": "hi"}],
+                              "tools": [{"type": "function", "function": {"name": "f"}}]}, 400, "tools"),
+    ("/v1/chat/completions", {"model": "omni", "messages": [{"role": "user", "content": "hi"}],
+                              "response_format": {"type": "json_object"}}, 400, "response_format"),
 ])
 def test_bad_requests_get_the_right_4xx_json(served, path, body, status, needle):
     if isinstance(body, bytes):
@@ -283,6 +300,88 @@ def test_bad_requests_get_the_right_4xx_json(served, path, body, status, needle)
     assert r.status_code == status, r.text
     err = r.json()["error"]
     assert needle.lower() in err["message"].lower() and "Traceback" not in r.text
+
+
+def test_unknown_routes_methods_and_broken_multipart_answer_in_the_error_shape(served):
+    for r, status in ((requests.get(served["url"] + "/nope", timeout=30), 404),
+                      (requests.delete(served["url"] + "/v1/models", timeout=30), 405),
+                      (requests.post(served["url"] + "/v1/ingest", data=b"--x\r\nbroken",
+                                     headers={"content-type": "multipart/form-data; boundary=x"}, timeout=30), 400)):
+        assert r.status_code == status, r.text
+        assert set(r.json()) == {"error"} and set(r.json()["error"]) == {"message", "type", "code"}, r.text
+    # A folder is one stream per file on the CLI, but one HTTP stream id names one source: a 400
+    # with the reason (it used to start and fail as "RayTaskError(InvalidInputError)").
+    for url in (str(served["root"] / "media"), (served["root"] / "media").as_uri()):
+        r = _post(served, "/v1/ingest", {"url": url})
+        assert r.status_code == 400 and "folder" in r.json()["error"]["message"], r.text
+
+
+def _uploads(served) -> list:
+    return sorted(p.name for p in (served["root"] / "uploads").rglob("*") if p.is_file())
+
+
+def test_uploads_are_refused_onto_another_streams_rows_and_never_kept(served):
+    before = _uploads(served)
+    with open(served["clip"], "rb") as f:
+        body = f.read()
+    # cam1 holds the rows of the clip ingested by the fixture: a new upload under its id would
+    # have been "done" with 0 rows written (its segments skipped as already stored).
+    r = requests.post(served["url"] + "/v1/ingest", files={"file": ("up.mp4", body, "video/mp4")},
+                      data={"stream_id": "cam1"}, timeout=60)
+    assert r.status_code == 409 and "another source" in r.json()["error"]["message"], r.text
+    r = requests.post(served["url"] + "/v1/ingest", files={"file": ("up.mp4", body, "video/mp4")},
+                      data={"stream_id": "../../etc"}, timeout=60)
+    assert r.status_code == 400 and "stream_id" in r.json()["error"]["message"], r.text
+    # Over the disk quota of uploads still being ingested (2 MiB here): 429, and not kept.
+    r = requests.post(served["url"] + "/v1/ingest", files={"file": ("big.mp4", b"\0" * (3 * 1024 * 1024), "video/mp4")},
+                      timeout=60)
+    assert r.status_code == 429 and r.headers["retry-after"] and "exceed" in r.json()["error"]["message"], r.text
+    assert _uploads(served) == before  # no refused upload stayed on disk
+
+
+def test_credentials_and_connection_details_never_reach_stream_errors(served):
+    url = "http://user:s3cret@omnialign-test.invalid:9/c.mp4?token=hunter2"  # .invalid never resolves
+    r = _post(served, "/v1/ingest", {"url": url, "stream_id": "leaky"})
+    assert r.status_code == 202, r.text
+    st = _wait_done(served, "leaky")
+    text = json.dumps(st)
+    assert st["state"] == "failed" and "s3cret" not in text and "hunter2" not in text and "user:" not in text
+    assert st["error"] == "SourceConnectionError: http://***@omnialign-test.invalid:9/c.mp4?token=***: " \
+                          "the stream could not be opened or read", st
+
+
+def _adapter_copy(served, name: str, **config) -> Path:
+    """The "late" adapter's folder, copied into the allowed adapters root with config changes."""
+    import shutil
+
+    src = served["adapters"]["late"]
+    dst = served["root"] / "adapters" / name
+    shutil.copytree(src, dst)
+    cfg = json.loads((dst / "adapter_config.json").read_text())
+    (dst / "adapter_config.json").write_text(json.dumps({**cfg, **config}))
+    return dst
+
+
+def test_adapter_validation_reserved_names_and_delete(served):
+    for name, config, needle in (("huge-alpha", {"lora_alpha": 1e300}, "scaling"), ("rank-zero", {"r": 0}, "r must")):
+        r = _post(served, "/v1/adapters", {"name": name, "path": str(_adapter_copy(served, name, **config)),
+                                           "modalities": ["text"]})
+        assert r.status_code == 400 and needle in r.json()["error"]["message"], r.text
+    r = _post(served, "/v1/adapters", {"name": "omni", "path": str(served["adapters"]["late"]), "modalities": ["text"]})
+    assert r.status_code == 400 and "reserved" in r.json()["error"]["message"], r.text
+    _complete(served)  # nothing refused broke the base model
+
+    r = _post(served, "/v1/adapters", {"name": "doomed", "path": str(served["adapters"]["late"]), "modalities": ["text"]})
+    assert r.status_code == 201, r.text
+    models = lambda: [m["id"] for m in requests.get(served["url"] + "/v1/models", timeout=30).json()["data"]]  # noqa: E731
+    assert "doomed" in models() and models().count("omni") == 1
+    r = requests.delete(served["url"] + "/v1/adapters/doomed", timeout=30)
+    assert r.status_code == 200 and r.json()["deleted"] is True, r.text
+    assert "doomed" not in models()
+    assert _post(served, "/v1/completions", {"model": "doomed", "prompt": PROMPT, "max_tokens": 2}).status_code == 404
+    r = requests.delete(served["url"] + "/v1/adapters/doomed", timeout=30)
+    assert r.status_code == 404 and "doomed" in r.json()["error"]["message"]
+    _complete(served)
 
 
 def test_path_escapes_and_oversize_bodies_are_refused(served):
@@ -356,6 +455,7 @@ def test_ingest_over_http_url_and_upload_then_search(served):
     hits = _post(served, "/v1/search", {"audio": {"data": _wav_b64(), "format": "wav"}, "k": 2}).json()["hits"]
     # The HTTP ingest ran speech recognition, so the table has the Whisper encoder's column.
     assert len(hits) == 2 and all(h["retrieval"] == "audio_enc_emb" for h in hits)
+    assert _uploads(served) == []  # the ingested upload was removed once its stream ended
 
 
 def test_metrics_and_health(served):
@@ -365,3 +465,76 @@ def test_metrics_and_health(served):
     assert "omnialign_route_decisions_total" in text
     assert requests.get(served["url"] + "/healthz", timeout=30).json()["status"] == "ok"
     assert json.loads(requests.get(served["url"] + "/v1/adapters", timeout=30).text)["data"]
+
+
+def test_fuzzing_the_openapi_spec_gives_no_5xx_and_only_the_documented_error_shape(served):
+    """schemathesis generates requests, valid and invalid, for every operation of the served
+    OpenAPI spec (bounded: a few dozen examples each); none may answer >= 500, and every error
+    must be ``{"error": {"message", "type", "code"}}``."""
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+
+    schema = schemathesis.openapi.from_url(served["url"] + "/openapi.json")
+    seen: dict[str, set[int]] = {}
+    problems: list[str] = []
+    for result in schema.get_all_operations():
+        op = result.ok()
+        label = f"{op.method.upper()} {op.path}"
+
+        @settings(max_examples=30, deadline=None, database=None, derandomize=True,
+                  suppress_health_check=list(HealthCheck))
+        @given(case=op.as_strategy())
+        def probe(case) -> None:
+            r = case.call(base_url=served["url"], timeout=120)
+            seen.setdefault(label, set()).add(r.status_code)
+            if r.status_code >= 500:
+                problems.append(f"{label} -> {r.status_code}: {r.text[:200]}")
+            elif r.status_code >= 400:
+                try:
+                    body = r.json()
+                except ValueError:
+                    body = None
+                if not (isinstance(body, dict) and set(body) == {"error"}
+                        and set(body["error"]) == {"message", "type", "code"}):
+                    problems.append(f"{label} -> {r.status_code} not in the error shape: {r.text[:200]}")
+
+        probe()
+    assert len(seen) >= 8, seen  # every operation was exercised
+    assert not problems, problems[:10]
+    _complete(served)  # and the server still serves
+
+
+def _restart(served, args: dict) -> list[str]:
+    """Stops the application and starts it again with ``args``; the model ids it then lists."""
+    import copy
+    import time
+
+    from ray import serve
+
+    from serve_apps.app import build_app
+
+    serve.delete("omnialign")
+    serve.run(build_app(copy.deepcopy(args)), name="omnialign", route_prefix="/")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        r = requests.get(served["url"] + "/v1/models", timeout=30)
+        if r.status_code == 200:
+            return sorted(m["id"] for m in r.json()["data"])
+        time.sleep(1)
+    raise AssertionError(f"the restarted application never answered: {r.status_code} {r.text}")
+
+
+def test_after_a_restart_the_adapters_are_exactly_the_registry(served):
+    """Last in the module: it restarts the application. With the configured ``routing.work_dir``
+    the adapters are those registered there and not deleted ("late" was registered at runtime,
+    "doomed" registered and deleted); without one, only the configured ones (none here): no
+    adapter of an earlier application leaks into a later one."""
+    for name in ("late", "doomed"):  # (again: the test may run alone)
+        r = _post(served, "/v1/adapters", {"name": name, "path": str(served["adapters"]["late"]), "modalities": ["video"]})
+        assert r.status_code == 201, r.text
+    assert requests.delete(served["url"] + "/v1/adapters/doomed", timeout=30).status_code == 200
+    assert _restart(served, served["args"]) == ["audio-a", "late", "omni", "text-a", "text-b"]
+    _complete(served, model="late")
+    fresh = {**served["args"], "routing": {"adapters": []}}
+    assert _restart(served, fresh) == ["omni"]
+    _complete(served)

@@ -506,6 +506,23 @@ def test_decode_functions_name_the_input(vocab):
     assert decode_image(_data_url(buf.getvalue(), "image/png"), "req.pic", 10**6).shape == (48, 64, 3)
 
 
+def test_huge_pictures_are_refused_from_the_header_and_big_ones_shrunk_while_decoding():
+    """The adversarial probe: a 131 KB PNG of 6300 x 6300 cost the ingress ~1.3 GB."""
+    from PIL import Image
+
+    from engine.omni.chat import MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE_PX
+
+    buf = io.BytesIO()
+    Image.new("P", (6300, 6300)).save(buf, format="PNG", optimize=True)
+    assert len(buf.getvalue()) < 200_000
+    with pytest.raises(InvalidInputError, match=f"more than {MAX_IMAGE_PIXELS:,}"):
+        decode_image(_data_url(buf.getvalue()), "req.pic", 10**6)
+    buf = io.BytesIO()
+    Image.new("RGBA", (4000, 3000), (10, 20, 30, 255)).save(buf, format="PNG")
+    out = decode_image(_data_url(buf.getvalue()), "req.pic", 10**7)
+    assert out.shape == (MAX_IMAGE_SIDE_PX * 3 // 4, MAX_IMAGE_SIDE_PX, 3) and tuple(out[0, 0]) == (10, 20, 30)
+
+
 def test_text_only_server_renders_text_and_refuses_media_parts():
     msgs = [{"role": "user", "content": [{"type": "text", "text": "hello"}]}, {"role": "assistant", "content": "hi"}]
     assert render_messages(msgs, None) == [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "hi"}]

@@ -303,3 +303,36 @@ def test_random_adapter_unknown_target(tiny_model_dir):
     _raises_naming(str(tiny_model_dir / "nope"), random_adapter, tiny_model_dir / "nope", "x")
     a1, a2 = random_adapter(tiny_model_dir, "x", seed=3), random_adapter(tiny_model_dir, "y", seed=3)
     assert a1.version == a2.version and random_adapter(tiny_model_dir, "x", seed=4).version != a1.version
+
+
+@pytest.mark.parametrize(("change", "needle"), [
+    ({"r": 0}, "r must be"), ({"r": "8"}, "r must be"), ({"r": True}, "r must be"),
+    ({"lora_alpha": 1e300}, "scaling"), ({"lora_alpha": float("nan")}, "finite"), ({"lora_alpha": "16"}, "finite"),
+], ids=["r0", "r-string", "r-bool", "alpha-1e300", "alpha-nan", "alpha-string"])
+def test_load_refuses_degenerate_rank_and_alpha(adapters, tmp_path, change, needle):
+    """An adapter registered with lora_alpha 1e300 used to be accepted and then poison every routed
+    request with inf weights; r=0 was a ZeroDivisionError (HTTP 500)."""
+    a, _ = adapters
+    folder = tmp_path / "bad"
+    _write_adapter(folder, {**GOOD_CFG, **change}, a.tensors)
+    err = _raises_naming(str(folder / CONFIG_FILE), load_adapter, folder)
+    assert needle in err.reason
+
+
+def test_load_refuses_an_update_of_unbounded_norm(adapters, tmp_path):
+    from serve_apps.adapters.lora import MAX_UPDATE_NORM
+
+    a, _ = adapters
+    m = a.modules()[0]
+    norm = np.linalg.norm(_delta(a, m))
+    assert 0 < norm < MAX_UPDATE_NORM
+    # Finite weights and a normal alpha, but one module's update twice the bound.
+    big = {k: (v * (2 * MAX_UPDATE_NORM / norm) if k == m + _B else v) for k, v in a.tensors.items()}
+    folder = tmp_path / "huge"
+    _write_adapter(folder, GOOD_CFG, big)
+    err = _raises_naming(str(folder / WEIGHTS_FILE), load_adapter, folder)
+    assert m in err.reason and f"{MAX_UPDATE_NORM:g}" in err.reason
+    # The same adapter at its real size loads.
+    ok = tmp_path / "ok"
+    _write_adapter(ok, GOOD_CFG, a.tensors)
+    assert load_adapter(ok).rank == 8

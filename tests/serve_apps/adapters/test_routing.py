@@ -216,6 +216,43 @@ def test_routing_table_registers_at_start(tiny_model_dir, folders, tmp_path):
     assert router.adapters() == sorted(specs, key=lambda s: s.name)
 
 
+def test_unregister_removes_the_adapter_for_every_replica(tiny_model_dir, folders, tmp_path):
+    router_a, router_b = _router(tiny_model_dir, tmp_path), _router(tiny_model_dir, tmp_path)
+    router_a.register("t1", folders["t1"], ["text"])
+    router_a.register("t2", folders["t2"], ["text"])
+    assert router_b.route({"text": 3}).composed  # a mixture of both, before
+    removed = router_b.unregister("t1")
+    assert removed.name == "t1"
+    assert [s.name for s in router_a.adapters()] == ["t2"]
+    with pytest.raises(UnknownAdapterError):
+        router_a.route(adapter="t1")
+    after = router_a.route({"text": 3})  # the gate no longer sees it
+    assert after.mixture == (("t2", 1.0),) and not after.composed
+    with pytest.raises(UnknownAdapterError):
+        router_a.unregister("t1")
+
+
+def test_a_restarted_router_serves_exactly_the_registry(tiny_model_dir, folders, tmp_path):
+    """The registry in ``work_dir`` is the state: a router started later on the same folder (the
+    application restarted) has what was registered and not deleted, and a fresh folder has none."""
+    first = _router(tiny_model_dir, tmp_path)
+    for name in ("t1", "t2", "au"):
+        first.register(name, folders[name], ["audio" if name == "au" else "text"])
+    first.unregister("t2")
+    again = _router(tiny_model_dir, tmp_path)
+    assert [(s.name, s.modalities) for s in again.adapters()] == [("au", ("audio",)), ("t1", ("text",))]
+    assert again.route(adapter="t1").lora_int_id == first.route(adapter="t1").lora_int_id
+    fresh = Router(tiny_model_dir, RouterConfig(work_dir=str(tmp_path / "other")))
+    assert fresh.adapters() == []
+
+
+def test_the_served_model_name_is_reserved(tiny_model_dir, folders, tmp_path):
+    router = _router(tiny_model_dir, tmp_path, reserved_names=("omni",))
+    for name in ("omni", BASE_ADAPTER):
+        _raises_naming("reserved", router.register, name, folders["t1"], ["text"])
+    assert router.adapters() == []
+
+
 # ---------------------------------------------------------------- input checks
 
 
