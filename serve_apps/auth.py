@@ -76,18 +76,34 @@ def required_scope(path: str, open_paths: tuple[str, ...]) -> str | None:
     return "user"
 
 
+def bearer_token(authorization: str | None) -> str | None:
+    """The key of an ``Authorization: Bearer KEY`` header value, or None."""
+    kind, _, token = (authorization or "").partition(" ")
+    return token.strip() if kind.lower() == "bearer" and token.strip() else None
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether ``host`` (an address or ``localhost``) is this machine's loopback."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except (TypeError, ValueError):  # no address, or a name: not provably local
+        return False
+
+
 def scope_of(authorization: str | None, keys: tuple[tuple[str, str], ...]) -> str | None:
     """The scope of the request's bearer key, or None for a missing or unknown one.
 
     Every configured digest is compared in constant time, so the answer's timing does not tell
     how much of a guess matched.
     """
-    if not authorization:
+    token = bearer_token(authorization)
+    if token is None:
         return None
-    kind, _, token = authorization.partition(" ")
-    if kind.lower() != "bearer" or not token.strip():
-        return None
-    got = digest(token.strip())
+    got = digest(token)
     found = None
     for want, scope in keys:
         if hmac.compare_digest(got, want):

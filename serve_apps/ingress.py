@@ -85,10 +85,10 @@ async def _unless_overloaded(awaitable):
 
 def _upload_owner(request: Request) -> str:
     """The uploads folder name of the request's API key (a digest prefix; ``anonymous`` without)."""
-    from serve_apps.auth import digest
+    from serve_apps.auth import bearer_token, digest
 
-    kind, _, token = (request.headers.get("authorization") or "").partition(" ")
-    return f"key-{digest(token.strip())[:16]}" if kind.lower() == "bearer" and token.strip() else "anonymous"
+    token = bearer_token(request.headers.get("authorization"))
+    return f"key-{digest(token)[:16]}" if token else "anonymous"
 
 
 def _sse(obj) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import HTTPException
 
-from serve_apps.auth import allows, required_scope, scope_of
+from serve_apps.auth import allows, is_loopback, required_scope, scope_of
 from serve_apps.config import AuthConfig, LimitsConfig
 from serve_apps.errors import BodyTooLargeError, error_response
 
@@ -21,15 +21,6 @@ def set_limits(limits: LimitsConfig, auth: AuthConfig | None = None) -> None:
     """
     _LIMITS[0] = limits
     _AUTH[0] = auth or AuthConfig()
-
-
-def _is_loopback(client) -> bool:
-    import ipaddress
-
-    try:
-        return ipaddress.ip_address(client[0]).is_loopback
-    except (TypeError, ValueError, IndexError):  # no client address, or not an IP: not provably local
-        return False
 
 
 class ApiKeyMiddleware:
@@ -49,7 +40,7 @@ class ApiKeyMiddleware:
         auth = _AUTH[0]
         needed = required_scope(scope.get("path", ""), auth.open_paths)
         if not auth.key_sha256:
-            if needed is not None and not _is_loopback(scope.get("client")):
+            if needed is not None and not is_loopback((scope.get("client") or (None,))[0]):
                 response = error_response(HTTPException(403, "no API key is configured on this server: it answers "
                                                              "loopback clients only"))
                 return await response(scope, receive, send)

@@ -46,17 +46,12 @@ def _adapter_arg(text: str) -> dict:
 
 def bind_host(host: str, auth: dict) -> str:
     """``host``, or loopback when no API key is configured (an open server must not face a network)."""
-    import ipaddress
-
+    from serve_apps.auth import is_loopback
     from serve_apps.config import AuthConfig
 
     if AuthConfig(**auth).resolved().key_sha256:
         return host
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
+    if not is_loopback(host):
         print(f"omnialign: no API key configured (--api-keys-file, $OMNIALIGN_API_KEYS): serving on 127.0.0.1 "
               f"only, not {host}", flush=True)
         return "127.0.0.1"
