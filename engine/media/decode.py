@@ -12,6 +12,7 @@ time, not by codec frame. Video frames keep their own PTS-derived ``t_us``.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -38,6 +39,8 @@ from engine.media.timeline import (
     us_to_sample,
 )
 
+_LOG = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class MediaConfig:
@@ -61,6 +64,10 @@ class MediaConfig:
             what the lagging stream has (bounds memory on badly interleaved input).
         truncation_tolerance_s: A file whose data ends more than this before its declared
             duration is reported as truncated (after its decodable segments are yielded).
+        max_corrupt_fraction: Packets that fail to decode are skipped (FFmpeg resyncs on the
+            next one): real files carry a damaged first or last frame (opencv's Megamind.avi
+            starts with a cut AC3 frame). More than this fraction of one stream's packets
+            (and more than two) fails the source with an error naming the stream's codec.
         decode_threads: FFmpeg decoder and scaler threads per stream. 1 (default): concurrent
             streams are the parallelism, and single-threaded decoding costs the least CPU per
             frame (frame threading measured ~30 % more here); 0: FFmpeg's choice (frame + slice
@@ -82,6 +89,7 @@ class MediaConfig:
     read_timeout_s: float = 10.0
     max_skew_s: float = 10.0
     truncation_tolerance_s: float = 0.5
+    max_corrupt_fraction: float = 0.01
     decode_threads: int = 1
 
     @property
@@ -100,6 +108,8 @@ class MediaConfig:
             raise InvalidInputError("video_max_fps", f"must be positive, got {self.video_max_fps}")
         if self.decode_threads < 0:
             raise InvalidInputError("decode_threads", f"must be >= 0, got {self.decode_threads}")
+        if not 0.0 <= self.max_corrupt_fraction <= 1.0:
+            raise InvalidInputError("max_corrupt_fraction", f"must be in [0, 1], got {self.max_corrupt_fraction}")
 
 
 @dataclass
@@ -118,6 +128,8 @@ class StreamInfo:
         height: Source frame height in pixels.
         origin_us: The source PTS time (µs) taken as 0 on this stream's timeline.
         duration_us: Declared duration (None for live or unknown).
+        corrupt_packets: Packets skipped because they failed to decode (see
+            ``MediaConfig.max_corrupt_fraction``), by ``"<type> (<codec>)"``.
     """
 
     source_uri: str
@@ -131,6 +143,7 @@ class StreamInfo:
     height: int | None = None
     origin_us: int = 0
     duration_us: int | None = None
+    corrupt_packets: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -369,13 +382,22 @@ class SegmentReader:
 
         streams = [s for s in (self._astream, self._vstream) if s is not None]
         error: Exception | None = None
+        packets: dict[str, int] = {}
+        last_bad: dict[str, int] = {}  # stream -> index of its last corrupt packet
+        name, where = "container", ""
         try:
             for packet in self._container.demux(streams):
+                name = f"{packet.stream.type} ({packet.stream.codec_context.name})"
+                packets[name] = packets.get(name, 0) + (packet.size > 0)  # not the end-of-stream flush
                 try:
                     frames = packet.decode()
                 except av.error.InvalidDataError as exc:
-                    # One corrupt packet is not fatal (FFmpeg resyncs); remember it for the end.
-                    error = error or exc
+                    # A corrupt packet is not fatal (FFmpeg resyncs): counted, judged at the end
+                    # (a stream that ends in one was cut; a few among good ones are damage).
+                    self.info.corrupt_packets[name] = self.info.corrupt_packets.get(name, 0) + 1
+                    last_bad[name] = packets[name]
+                    if self.info.corrupt_packets[name] == 1:
+                        _LOG.warning("%s: skipping a corrupt %s packet: %s", self.ref.uri, name, exc)
                     continue
                 for frame in frames:
                     if packet.stream.type == "audio":
@@ -385,6 +407,7 @@ class SegmentReader:
                 yield from self._ready(final=False)
         except (av.error.FFmpegError, OSError) as exc:
             error = exc
+            where = f" in the {name} stream" if name != "container" else ""
         if self._audio is not None:
             self._audio.flush()
         end_us = self._end_us()
@@ -393,14 +416,26 @@ class SegmentReader:
             if error is not None and self.ref.is_live:
                 raise SourceConnectionError(self.ref.uri, f"no data received: {error}")
             if error is not None:
-                raise TruncatedMediaError(self.ref.uri, f"no decodable data: {error}")
+                raise TruncatedMediaError(self.ref.uri, f"no decodable data{where}: {error}")
+            if self.info.corrupt_packets:
+                raise TruncatedMediaError(self.ref.uri, "no decodable data: every packet is corrupt in "
+                                                        + ", ".join(sorted(self.info.corrupt_packets)))
             raise EmptyMediaError(self.ref.uri, "no decodable audio or video frames")
         yield from self._ready(final=True, end_us=end_us)
         self.close()
+        for name, bad in self.info.corrupt_packets.items():
+            if last_bad[name] == packets[name]:  # nothing decoded after it: the data was cut there
+                raise TruncatedMediaError(
+                    self.ref.uri, f"data ends at {end_us / US_PER_S:.2f}s in a corrupt packet of the {name} stream "
+                                  "(truncated)")
+            if bad > 2 and bad > cfg.max_corrupt_fraction * packets[name]:
+                raise TruncatedMediaError(
+                    self.ref.uri, f"{bad} of {packets[name]} packets of the {name} stream are corrupt (decoded up to "
+                                  f"{end_us / US_PER_S:.2f}s)")
         if error is not None:
             if self.ref.is_live:
                 raise SourceConnectionError(self.ref.uri, f"stream broke off at {end_us / US_PER_S:.2f}s: {error}")
-            raise TruncatedMediaError(self.ref.uri, f"decoding failed at {end_us / US_PER_S:.2f}s: {error}")
+            raise TruncatedMediaError(self.ref.uri, f"decoding failed at {end_us / US_PER_S:.2f}s{where}: {error}")
         declared = info.duration_us
         if declared is not None and declared - end_us > cfg.truncation_tolerance_s * US_PER_S:
             raise TruncatedMediaError(

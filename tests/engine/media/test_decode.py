@@ -205,3 +205,55 @@ def test_http_url_is_read_as_a_live_source(clip_factory, tmp_path):
     assert 0 <= shift <= 50_000
     assert (decoded - shift).tolist() == truth.video_frame_t_us
     assert reader.info.origin_us > 0  # absolute PTS origin of the TS stream is kept for reference
+
+
+def _avi_with_cut_ac3_frames(path, cut: set[int], seconds: float = 3.0) -> None:
+    """mpeg4 + AC3 AVI where the AC3 packets in ``cut`` hold only the second half of their frame
+    (the damage opencv's Megamind.avi has on its first audio packet)."""
+    import av
+
+    with av.open(str(path), "w", format="avi") as c:
+        v = c.add_stream("mpeg4", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = c.add_stream("ac3", rate=48000)
+        a.layout = "mono"
+        for i in range(int(seconds * 25)):
+            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), (i * 7) % 255, np.uint8), format="rgb24")
+            f.pts = i
+            for p in v.encode(f):
+                c.mux(p)
+        x = (0.3 * np.sin(2 * np.pi * 440 * np.arange(int(seconds * 48000)) / 48000)).astype(np.float32)
+        out = 0
+        for k in range(0, len(x), 1536):
+            f = av.AudioFrame.from_ndarray(x[None, k:k + 1536], format="flt", layout="mono")
+            f.sample_rate, f.pts = 48000, k
+            for p in a.encode(f):
+                if out in cut:
+                    half = av.Packet(bytes(p)[p.size // 2:])
+                    half.pts, half.dts, half.time_base, half.stream = p.pts, p.dts, p.time_base, a
+                    p = half
+                out += 1
+                c.mux(p)
+        for s in (v, a):
+            for p in s.encode(None):
+                c.mux(p)
+
+
+def test_a_cut_first_audio_frame_is_skipped_and_counted(tmp_path):
+    path = tmp_path / "cut_first.avi"
+    _avi_with_cut_ac3_frames(path, {0})
+    reader = SegmentReader(str(path), MediaConfig())
+    segs = list(reader)
+    assert reader.info.corrupt_packets == {"audio (ac3)": 1}
+    assert sum(s.n_audio_samples for s in segs) >= 2.9 * 16_000  # the rest of the audio is there
+    assert sum(len(s.video_t_us) for s in segs) == 75
+
+
+def test_many_corrupt_audio_packets_fail_with_an_error_naming_the_codec(tmp_path):
+    from engine.errors import TruncatedMediaError
+
+    path = tmp_path / "cut_many.avi"
+    _avi_with_cut_ac3_frames(path, set(range(0, 200, 2)))
+    with pytest.raises(TruncatedMediaError) as err:
+        _segments(path)
+    assert "ac3" in str(err.value) and str(path) in str(err.value)
