@@ -22,6 +22,7 @@ feature pair's peak replaces it only when it is clearly stronger.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +32,7 @@ from engine.align.cues import AudioCues, VideoCues
 from engine.media.timeline import US_PER_S
 
 #: Global video features first (their indices are used by the naive combination), then regions.
-VIDEO_GLOBAL = ("frame_diff", "abs_dbright", "dbright")
+VIDEO_GLOBAL = ("frame_diff", "abs_dbright", "dbright", "motion", "cuts")
 AUDIO_FEATURES = ("rise", "rms", "dloud")
 #: Indices of the naive peer's signals among the features.
 NAIVE_VIDEO = (0, 1)
@@ -47,20 +48,32 @@ def _interp(t: np.ndarray, tp: np.ndarray, fp: np.ndarray) -> np.ndarray:
 
 #: Bins of context a feature of bin ``k`` needs on each side (the centred 40 ms slopes).
 CONTEXT_BINS = 2
+#: Novelty (grey levels, the cue extractor's ``video_full``) from which a frame counts as a cut.
+CUT_NOVELTY = 20.0
+#: The (video, audio) feature pairs searched besides the naive combination. Impulsive video
+#: changes go with onsets, motion with loudness, signed brightness slopes with loudness slopes
+#: (both signs: a dark mouth opening darkens its region). |dB/dt| against RMS is a level pair
+#: for flicker that follows the sound's level.
+MAGNITUDE_PAIRS = {("frame_diff", "rise"), ("abs_dbright", "rise"), ("cuts", "rise"), ("motion", "rms"),
+                   ("abs_dbright", "rms")}
 
 
 def video_features(video: VideoCues, t0_us: int, k0: int, k1: int, rate_hz: float) -> np.ndarray:
     """Video features ``[k1 - k0, 3 + R + 1]`` of grid bins ``k0 .. k1-1`` (from the frames' PTS).
 
-    Features: frame difference, |d brightness/dt| (the naive peer's pair), then the signed slope
-    of the mean brightness and of every region's brightness over ±20 ms. Slopes, not levels: two
-    slowly varying levels correlate by chance at almost any lag; their changes do not. Changes
-    are stamped at the PTS of the frame that shows them; levels are interpolated at bin centres.
-    The last column is the product of the first two (the naive combination's variance needs it).
+    Features: frame difference, |d brightness/dt| (the naive peer's pair), the signed slope of
+    the mean brightness, *motion* (the frame difference with cut frames held at the frame
+    before: how much moves, not how often the shot changes), *cuts* (the frames' novelty: sudden
+    whole-picture or region changes), then the signed slope of every region's brightness over
+    ±20 ms. Slopes, not levels: two slowly varying levels correlate by chance at almost any lag;
+    their changes do not. Changes are stamped at the PTS of the frame that shows them; levels are
+    interpolated at bin centres. The last column is the product of the first two (the naive
+    combination's variance needs it).
     """
     n = k1 - k0
     rows = video.region_mean.shape[1] if video.region_mean is not None else 0
-    out = np.zeros((max(0, n), 3 + rows + 1))
+    g = len(VIDEO_GLOBAL)
+    out = np.zeros((max(0, n), g + rows + 1))
     if n <= 0 or len(video.t_us) < 2 or video.frame_diff is None or video.region_mean is None:
         return out
     t = video.t_us / US_PER_S
@@ -79,7 +92,13 @@ def video_features(video: VideoCues, t0_us: int, k0: int, k1: int, rate_hz: floa
     bright = reg.mean(axis=1)
     slope = rate_hz / (2 * cb)
     out[:, 2] = (bright[2 * cb:] - bright[:n]) * slope
-    out[:, 3:3 + rows] = (reg[2 * cb:] - reg[:n]) * slope
+    # A cut's frame difference is an impulse, not motion: paired with a level (loudness) it
+    # peaks where the sound's energy is centred, hundreds of ms after its onset. Held instead.
+    cut = video.novelty >= CUT_NOVELTY
+    last_ok = np.maximum.accumulate(np.where(~cut, np.arange(len(cut)), 0))
+    out[:, 3] = np.interp(starts, t, video.frame_diff[last_ok])
+    out[:, 4] = np.interp(starts, t, video.novelty)
+    out[:, g:g + rows] = (reg[2 * cb:] - reg[:n]) * slope
     out[:, -1] = out[:, 0] * out[:, 1]  # product of the naive pair: its per-lag covariance term
     return out
 
@@ -121,16 +140,29 @@ class LagCorrelator:
     ``block_bins``): the same lag found in both halves is what makes a peak trustworthy, and
     interleaving (unlike first/second half) needs no knowledge of where the stream ends.
 
+    It also keeps *snapshots* of its per-lag sums at every ``snapshot_bins`` video bins (at most
+    ``max_snapshots``; when full, every other one is dropped and the spacing doubles): the sums
+    of the stream before a snapshot, and (by difference) after it, are what the splice search
+    (:mod:`engine.align.splits`) compares. They are taken at fixed bin counts, so a stream fed in
+    any chunking (the tracker, the offline estimate) has the same snapshots.
+
     Args:
         n_video: Video features per bin.
         n_audio: Audio features per bin.
         max_lag_bins: Lags ``-max_lag .. +max_lag`` (positive = audio later).
         block_bins: Length of the interleaved blocks.
+        snapshot_bins: Spacing of the snapshots (0: none).
+        max_snapshots: Snapshots kept (each holds the per-lag sums, ~0.8 MB at the default
+            features and ±600 ms).
     """
 
-    def __init__(self, n_video: int, n_audio: int, max_lag_bins: int, block_bins: int = 200) -> None:
+    def __init__(self, n_video: int, n_audio: int, max_lag_bins: int, block_bins: int = 200,
+                 snapshot_bins: int = 0, max_snapshots: int = 12) -> None:
         self.m = int(max_lag_bins)
         self.block = int(block_bins)
+        self.snapshot_every = int(snapshot_bins)
+        self.max_snapshots = int(max_snapshots)
+        self.snapshots: list[tuple[int, dict[str, np.ndarray]]] = []
         lags = 2 * self.m + 1
         self.n_video, self.n_audio = n_video, n_audio
         self.s_fg = np.zeros((2, n_video, n_audio, lags))
@@ -172,10 +204,42 @@ class LagCorrelator:
 
     def advance(self, final: bool = False) -> None:
         """Accumulates every video bin whose audio window is complete (all of them if ``final``)."""
+        k_end = self.n_video_bins if final else min(self.n_video_bins, self.n_audio_bins - self.m)
+        while k_end > self._k_done:
+            stop = k_end
+            if self.snapshot_every > 0:
+                stop = min(k_end, (self._k_done // self.snapshot_every + 1) * self.snapshot_every)
+            self._accumulate(stop)
+            if self.snapshot_every > 0 and stop % self.snapshot_every == 0:
+                self._snapshot(stop)
+
+    #: The per-lag sums a snapshot holds.
+    SUMS = ("s_fg", "s_f", "s_ff", "s_g", "s_gg", "n")
+
+    def _snapshot(self, k: int) -> None:
+        self.snapshots.append((k, {name: getattr(self, name).copy() for name in self.SUMS}))
+        if len(self.snapshots) > self.max_snapshots:
+            # Thin deterministically (by bin count, not by arrival), so any chunking agrees.
+            self.snapshot_every *= 2
+            self.snapshots = [(kk, sn) for kk, sn in self.snapshots if kk % self.snapshot_every == 0]
+
+    @property
+    def bins_done(self) -> int:
+        """Video bins accumulated so far."""
+        return self._k_done
+
+    def span(self, k: int, before: bool) -> "LagCorrelator":
+        """A correlator over the video bins before snapshot ``k`` (``before``) or from it on
+        (the lag-0 grams of the naive weights stay the whole stream's)."""
+        snap = dict(self.snapshots)[k]
+        view = copy.copy(self)
+        for name in self.SUMS:
+            setattr(view, name, snap[name] if before else getattr(self, name) - snap[name])
+        view.snapshots = []
+        return view
+
+    def _accumulate(self, k_end: int) -> None:
         m = self.m
-        k_end = self.n_video_bins if final else min(self.n_video_bins, self.n_audio_bins - m)
-        if k_end <= self._k_done:
-            return
         k0 = self._k_done
         v = self._v[: k_end - k0]
         # Audio bins k0 - m .. k_end + m - 1, zero (and masked) where none exist.
@@ -363,7 +427,7 @@ def choose_lag(corr: LagCorrelator, rate_hz: float, config: SyncConfig) -> Globa
     for i, vname in enumerate(names):
         for j, aname in enumerate(AUDIO_FEATURES):  # the product columns are not searched
             signed = vname.startswith("d") and aname == "dloud"
-            if vname.startswith("d") != (aname == "dloud"):
+            if not signed and (vname, aname) not in MAGNITUDE_PAIRS:
                 continue  # a signed slope against a magnitude means nothing
             for sign in ((1.0, -1.0) if signed else (1.0,)):
                 c = sign * curves[i, j]

@@ -65,6 +65,15 @@ class SyncConfig:
         onset_override_margin: ... unless its confidence exceeds the global one by this much.
         complex_min_confidence: An onset fit with splices or drift needs at least this confidence
             to replace the global lag.
+        split_snapshot_s: Spacing of the points where a splice is looked for on the continuous
+            cues (doubling on long streams, see :class:`~engine.align.coarse.LagCorrelator`).
+        split_max_snapshots: Those points kept per stream (memory: ~0.8 MB each).
+        split_min_side_s: Stream on each side of a splice: a shorter side's lag is one event.
+        split_min_confidence: Each side's own global confidence needed to report a splice ...
+        split_margin: ... and this much above the whole stream's single lag ...
+        split_min_jump_ms: ... and the two lags this far apart.
+        split_max_whole_confidence: No splice is looked for when the single lag is this sure (a
+            splice would have split its peak).
     """
 
     cues: CueConfig = field(default_factory=CueConfig)
@@ -101,6 +110,13 @@ class SyncConfig:
     onset_agree_ms: float = 80.0
     onset_override_margin: float = 0.3
     complex_min_confidence: float = 0.7
+    split_snapshot_s: float = 1.0
+    split_max_snapshots: int = 16
+    split_min_side_s: float = 4.0
+    split_min_confidence: float = 0.5
+    split_margin: float = 0.3
+    split_min_jump_ms: float = 40.0
+    split_max_whole_confidence: float = 0.5
 
     def __post_init__(self) -> None:
         for name in ("max_offset_ms", "band_ms", "search_ms", "splice_jump_ms", "refractory_ms"):
@@ -113,5 +129,10 @@ class SyncConfig:
                 raise InvalidInputError(name, f"must be positive, got {getattr(self, name)}")
         if not 0.0 <= self.pair_min_peak <= 1.0:
             raise InvalidInputError("pair_min_peak", f"must be in [0, 1], got {self.pair_min_peak}")
+        for name in ("split_snapshot_s", "split_min_side_s", "split_min_jump_ms"):
+            if getattr(self, name) <= 0:
+                raise InvalidInputError(name, f"must be positive, got {getattr(self, name)}")
+        if self.split_max_snapshots < 1:
+            raise InvalidInputError("split_max_snapshots", f"must be >= 1, got {self.split_max_snapshots}")
         if self.min_pairs < 2:
             raise InvalidInputError("min_pairs", f"must be >= 2, got {self.min_pairs}")

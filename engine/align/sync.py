@@ -11,7 +11,9 @@ where ``offset_s`` may jump at splices. Pipeline (:func:`estimate_from_cues`):
 2. **Global lag** (:func:`global_lag`, :mod:`engine.align.coarse`): lagged correlation of
    continuous cue pairs; the naive peer's curve unless one pair (a talking mouth's region against
    the loudness) is clearly stronger and repeated by both interleaved halves of the clip.
-   Confidence from peak height, prominence and that agreement.
+   Confidence from peak height, prominence and that agreement. Where that lag is unsure, a
+   splice is looked for on the same curves (:func:`engine.align.splits.choose_split`): one lag
+   before a point and another after it, each confident on its own.
 3. **Fine path** (:func:`dtw_path`): banded DTW between the onset cues, centred on the global lag
    and wide enough (``band_ms``) for the offset to jump at a splice.
 4. **Event matching** (:func:`engine.align.warp_fit.match_onsets`): every video onset is paired with
@@ -49,6 +51,7 @@ from engine.align.cues import (
 from engine.align.coarse import GlobalLag, LagCorrelator, audio_features, choose_lag, subbin_peak, video_features
 from engine.align.config import LOW_CONFIDENCE, SyncConfig
 from engine.align.dtw import DTWConfig, dtw
+from engine.align.splits import SplitLag, choose_split
 from engine.media.timeline import US_PER_S
 from engine.align.warp_fit import WarpRun, build_warp, fit_pairs, locate_transitions, match_onsets
 
@@ -323,7 +326,7 @@ def global_lag(
     n_audio = max(0, min(n, int(np.floor((audio.t_end_us - t0_us) * rate / US_PER_S))))
     v = video_features(video, t0_us, 0, n, rate)
     a = audio_features(audio, t0_us, 0, n_audio, rate, 10.0 ** (config.cues.audio_floor_dbfs / 10.0))
-    corr = LagCorrelator(v.shape[1], a.shape[1], int(round(config.max_offset_ms * rate / 1000.0)))
+    corr = new_correlator(v.shape[1], a.shape[1], config)
     corr.add(v, a)
     corr.advance(final=True)
     g = choose_lag(corr, rate, config)
@@ -340,6 +343,25 @@ def global_lag(
     return g, corr
 
 
+def new_correlator(n_video: int, n_audio: int, config: SyncConfig) -> LagCorrelator:
+    """The lag correlator of one stream, with the splice search's snapshots (shared with the
+    tracker, so both take the same ones)."""
+    rate = config.cues.cue_rate_hz
+    return LagCorrelator(n_video, n_audio, int(round(config.max_offset_ms * rate / 1000.0)),
+                         snapshot_bins=max(1, int(round(config.split_snapshot_s * rate))),
+                         max_snapshots=config.split_max_snapshots)
+
+
+def split_estimate(split: SplitLag, t0_s: float, t1_s: float, diagnostics=None) -> SyncEstimate:
+    """The estimate a continuous-cue splice supports: two offsets, the step at the splice
+    (``split.t_split_s`` counts from ``t0_s``, the grid's bin 0)."""
+    t1_s = max(t1_s, t0_s + 1e-3)
+    ts = t0_s + split.t_split_s
+    runs = [WarpRun(t0_s, ts, split.before.lag_ms, 0), WarpRun(ts, t1_s, split.after.lag_ms, 0)]
+    warp = build_warp(runs, 0.0, t0_s, t1_s, [(ts, ts)])
+    return SyncEstimate(split.before.lag_ms, 0.0, split.confidence, warp, runs, 0, diagnostics, method="global")
+
+
 def global_estimate(g: GlobalLag | None, t0_s: float, t1_s: float, diagnostics=None) -> SyncEstimate:
     """The estimate the global lag alone supports: one offset, no drift, its confidence."""
     if g is None:
@@ -352,14 +374,23 @@ def global_estimate(g: GlobalLag | None, t0_s: float, t1_s: float, diagnostics=N
 
 
 def combine(g: GlobalLag | None, onset: SyncEstimate | None, t0_s: float, t1_s: float, config: SyncConfig,
-            diagnostics=None) -> SyncEstimate:
+            diagnostics=None, split: SplitLag | None = None) -> SyncEstimate:
     """Chooses between the onset path's warp and the global lag (shared with the tracker).
 
     The onset path (precise, drift, splices) is used when it is itself confident and its main
     run agrees with the global lag, or when it is far more confident than the global lag (clean
     impulsive events, where continuous cues are weak). Otherwise the global lag is returned with
-    its own confidence — never a bare "offset 0".
+    its own confidence — never a bare "offset 0". A continuous-cue splice (``split``, found only
+    where the single lag is unsure) stands in for the global lag; the onsets replace it only
+    with a fit of their own that is sure enough for a splice (``complex_min_confidence``).
     """
+    if split is not None:
+        fallback = split_estimate(split, t0_s, t1_s, diagnostics)
+        # Matched onsets are precise to ~1 ms and fit drift and several splices: when they are
+        # sure, they win over the two continuous-cue lags.
+        if onset is not None and onset.confidence >= config.complex_min_confidence:
+            return replace(onset, diagnostics=diagnostics)
+        return fallback
     fallback = global_estimate(g, t0_s, t1_s, diagnostics)
     if onset is None or onset.confidence < LOW_CONFIDENCE:
         return fallback
@@ -410,7 +441,8 @@ def estimate_from_cues(
     t0 = min(starts) if t_start_us is None else int(t_start_us)
     t1 = max(ends) if t_end_us is None else int(t_end_us)
     signals: dict = {}
-    g, _ = global_lag(video, audio, config, t0, t1, signals if keep_diagnostics else None)
+    g, corr = global_lag(video, audio, config, t0, t1, signals if keep_diagnostics else None)
+    split = choose_split(corr, config.cues.cue_rate_hz, config, g)
     pairs, diag = match_window(video, audio, config, t0, t1, center_lag_ms=None if g is None else g.lag_ms)
     t0_s, t1_s = diag.t0_s, diag.t_end_s
     fit = fit_pairs(pairs.t_video_us / US_PER_S, pairs.t_audio_us / US_PER_S, config)
@@ -424,7 +456,7 @@ def estimate_from_cues(
         onset = SyncEstimate(fit.runs[0].offset_ms, fit.drift_ppm, conf, warp, fit.runs, n_in, None)
     diag = replace(diag, global_lag=g, onset_confidence=0.0 if onset is None else onset.confidence,
                    coupled_video=signals.get("video"), coupled_audio=signals.get("audio"))
-    return combine(g, onset, t0_s, t1_s, config, diag if keep_diagnostics else None)
+    return combine(g, onset, t0_s, t1_s, config, diag if keep_diagnostics else None, split)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -15,9 +15,10 @@ from engine.align.cues import (
 )
 from engine.errors import InvalidInputError
 from engine.align.coarse import CONTEXT_BINS, LagCorrelator, audio_features, choose_lag, video_features
+from engine.align.splits import choose_split
 from engine.align.config import SyncConfig
 from engine.align.cues import grid_size
-from engine.align.sync import SyncEstimate, combine, confidence_score, match_window, no_estimate
+from engine.align.sync import SyncEstimate, combine, confidence_score, match_window, new_correlator, no_estimate
 from engine.media.timeline import US_PER_S
 from engine.align.warp_fit import WarpFit, build_warp, fit_pairs, locate_transitions
 
@@ -71,6 +72,8 @@ class SyncTracker:
         self._estimate: SyncEstimate | None = None
         self._transition_cache: dict[tuple[float, float], tuple[float, float]] = {}
         self._corr: LagCorrelator | None = None
+        self._split = None  # the splice the continuous cues support, if any
+        self._split_key = -1  # snapshots the last splice search saw
         self._bins_v = 0  # grid bins whose video / audio features were added to the curves
         self._bins_a = 0
 
@@ -82,6 +85,7 @@ class SyncTracker:
             "video_cue_frames": len(self._video.t_us),
             "pairs": len(self._tv),
             "looked_records": len(self._looked),
+            "split_snapshots": 0 if self._corr is None else len(self._corr.snapshots),
         }
 
     def push(self, segment) -> SyncEstimate:
@@ -131,6 +135,10 @@ class SyncTracker:
             self._ta = np.concatenate([self._ta, pairs.t_audio_us])[-self.max_pairs :]
             self._looked.append((ready_us, pairs.n_looked))
             self._matched_until_us = ready_us
+        # The splice search reruns only when it has a new point to try (or at the end).
+        if self._corr is not None and (final or len(self._corr.snapshots) != self._split_key):
+            self._split_key = len(self._corr.snapshots)
+            self._split = choose_split(self._corr, cfg.cues.cue_rate_hz, cfg, g)
         # The global lag moves with every bin, so the estimate is refreshed on every segment.
         self._refit(g)
         self._trim()
@@ -152,7 +160,7 @@ class SyncTracker:
         a = audio_features(self._audio, t0, self._bins_a, max(self._bins_a, ka), rate,
                            10.0 ** (cfg.cues.audio_floor_dbfs / 10.0))
         if self._corr is None:
-            self._corr = LagCorrelator(v.shape[1], a.shape[1], int(round(cfg.max_offset_ms * rate / 1000.0)))
+            self._corr = new_correlator(v.shape[1], a.shape[1], cfg)
         self._corr.add(v, a)
         self._corr.advance(final)
         self._bins_v, self._bins_a = max(self._bins_v, kv), max(self._bins_a, ka)
@@ -172,7 +180,7 @@ class SyncTracker:
             conf = confidence_score(n_in, looked, fit.residual_rms_ms, cfg)
             warp = build_warp(fit.runs, fit.drift_ppm, t0, t1, self._transitions(fit))
             onset = SyncEstimate(fit.runs[0].offset_ms, fit.drift_ppm, conf, warp, fit.runs, n_in, None)
-        self._estimate = combine(g, onset, t0, t1, cfg)
+        self._estimate = combine(g, onset, t0, t1, cfg, split=self._split)
 
     def _transitions(self, fit: WarpFit) -> list[tuple[float, float]]:
         # Splices are narrowed with the buffered cues while their gap is inside the window; the

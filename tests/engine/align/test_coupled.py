@@ -36,9 +36,11 @@ def _envelope(duration_s: float, rng: np.random.Generator) -> np.ndarray:
     return env
 
 
-def make_mouth_clip(path, duration_s: float = 10.0, offset_ms: float = 230.0, seed: int = 0) -> None:
+def make_mouth_clip(path, duration_s: float = 10.0, offset_ms: float = 230.0, seed: int = 0,
+                    splice: tuple[float, float] | None = None) -> None:
     """Writes a clip: panning texture (unrelated motion), a dark mouth whose opening follows the
-    envelope, and speech-like noise with that envelope, heard ``offset_ms`` late."""
+    envelope, and speech-like noise with that envelope, heard ``offset_ms`` late (``splice``:
+    ``(t_s, jump_ms)``, from ``t_s`` on heard ``jump_ms`` later still)."""
     rng = np.random.default_rng(seed)
     env = _envelope(duration_s, rng)
     tex = (rng.uniform(40, 200, size=(120, 320, 3))).astype(np.uint8)
@@ -57,7 +59,10 @@ def make_mouth_clip(path, duration_s: float = 10.0, offset_ms: float = 230.0, se
             yield img
 
     n = int(duration_s * RATE)
-    tau = np.arange(n) / RATE - offset_ms / 1000.0  # audio heard late: content of video time tau
+    t_a = np.arange(n) / RATE
+    tau = t_a - offset_ms / 1000.0  # audio heard late: content of video time tau
+    if splice is not None:
+        tau = np.where(t_a >= splice[0] + offset_ms / 1000.0, tau - splice[1] / 1000.0, tau)
     e = np.interp(tau * 1000.0, np.arange(len(env)), env, left=0.0, right=0.0)
     noise = np.convolve(rng.standard_normal(n), np.ones(6) / 6, mode="same")
     audio = (0.3 * e * noise + 0.002 * rng.standard_normal(n)).astype(np.float32)
@@ -113,11 +118,16 @@ def test_silent_audio_or_static_picture_gives_low_confidence_with_the_global_est
     assert est.confidence < LOW_CONFIDENCE and est.method in ("global", "none")
 
 
-def test_streaming_tracker_ends_within_5ms_of_offline(mouth_clip):
-    offline = estimate_sync(mouth_clip)
+def _tracked_and_offline(path: str):
+    """The tracker's final estimate (1 s segments, 6 s window) and the offline one."""
     tracker = SyncTracker(window_s=6.0, max_pairs=64)
-    for seg in iter_segments(mouth_clip, MediaConfig(segment_s=1.0, video_width=64, video_height=48)):
+    for seg in iter_segments(path, MediaConfig(segment_s=1.0, video_width=64, video_height=48)):
         est = tracker.push(seg)
+    return est, estimate_sync(path)
+
+
+def test_streaming_tracker_ends_within_5ms_of_offline(mouth_clip):
+    est, offline = _tracked_and_offline(mouth_clip)
     t = np.linspace(0.5, 9.5, 19)
     assert np.abs(est.warp_at(t) - offline.warp_at(t)).max() * 1000.0 <= 5.0
     assert est.method == offline.method and abs(est.confidence - offline.confidence) <= 0.05
@@ -139,3 +149,51 @@ def test_lag_curves_accumulated_in_pieces_equal_one_pass():
     # Lag 0 of the whole stream is the plain Pearson correlation over the 690 common bins.
     r = np.corrcoef(v[:690, 2], a[:, 1])[0, 1]
     assert whole.curves()[2, 1, 30] == pytest.approx(r, abs=1e-9)
+
+
+@pytest.fixture(scope="module")
+def spliced_clip(tmp_path_factory):
+    path = tmp_path_factory.mktemp("coupled") / "spliced.mp4"
+    make_mouth_clip(path, 14.0, -60.0, seed=4, splice=(7.0, 160.0))
+    return str(path)
+
+
+def _truth_s(t, offset_ms=-60.0, splice=(7.0, 160.0)):
+    return t + (offset_ms + np.where(t >= splice[0], splice[1], 0.0)) / 1000.0
+
+
+def test_a_splice_in_continuously_coupled_content_is_found_on_both_sides(spliced_clip):
+    est = estimate_sync(spliced_clip)
+    assert len(est.runs) == 2 and not est.low_confidence
+    t = np.concatenate([np.arange(0.5, 6.4, 0.1), np.arange(7.6, 13.5, 0.1)])  # ±0.6 s of the splice apart
+    assert np.abs(est.warp_at(t) - _truth_s(t)).max() * 1000.0 <= 20.0
+    assert abs(est.runs[1].t_video_start_s - 7.0) <= 0.6
+
+
+def test_streaming_tracker_finds_the_same_splice_as_offline(spliced_clip):
+    est, offline = _tracked_and_offline(spliced_clip)
+    t = np.arange(0.5, 13.5, 0.1)
+    assert len(est.runs) == len(offline.runs) == 2
+    assert np.abs(est.warp_at(t) - offline.warp_at(t)).max() * 1000.0 <= 5.0
+
+
+def test_splice_snapshots_do_not_depend_on_the_chunking():
+    rng = np.random.default_rng(6)
+    v, a = rng.standard_normal((1000, 5)), rng.standard_normal((990, 4))
+    whole = LagCorrelator(5, 4, 30, block_bins=100, snapshot_bins=50, max_snapshots=6)
+    whole.add(v, a)
+    whole.advance(final=True)
+    parts = LagCorrelator(5, 4, 30, block_bins=100, snapshot_bins=50, max_snapshots=6)
+    for k in range(0, 1000, 83):
+        parts.add(v[k:k + 83], a[k:k + 83])
+        parts.advance()
+    parts.advance(final=True)
+    # Points every 50 bins, thinned twice on the way (more than 6): every 200 bins at the end.
+    assert [k for k, _ in whole.snapshots] == [k for k, _ in parts.snapshots] == [200, 400, 600, 800, 1000]
+    for k, _ in whole.snapshots:
+        for before in (True, False):
+            np.testing.assert_allclose(parts.span(k, before).curves(), whole.span(k, before).curves(), atol=1e-9)
+    # Before + after is the whole stream.
+    k = whole.snapshots[1][0]
+    both = whole.span(k, True).s_fg + whole.span(k, False).s_fg
+    np.testing.assert_allclose(both, whole.s_fg, atol=1e-9)

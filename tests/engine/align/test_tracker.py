@@ -40,6 +40,7 @@ def test_tracker_converges_to_offline_with_bounded_state(clip_factory):
         sizes.append(tracker.state_size)
     assert max(s["audio_cue_frames"] for s in sizes) <= 8_000 + 2_000  # window + one segment at 1 kHz
     assert max(s["video_cue_frames"] for s in sizes) <= 26 * 10
+    assert max(s["split_snapshots"] for s in sizes) <= SyncConfig().split_max_snapshots
     assert abs(est.offset_ms - offline.offset_ms) <= 2.0
     assert abs(est.drift_ppm - offline.drift_ppm) <= 100.0
     assert len(est.runs) == len(offline.runs) == 2
