@@ -148,6 +148,10 @@ def compose(kind: str, dst: Path, duration_s: float, pictures: list[str], sprite
     if kind == "cuts":
         t = rng.uniform(0.5, 1.0)
         while t < duration_s - 0.6:
+            # A picture changes only on a frame: an editor cuts on a frame and lays the sound
+            # on it. (A cut between frames would be seen up to a frame after its sound starts,
+            # so the truth would be off by up to 40 ms for a perfect estimator.)
+            t = np.ceil(t * FPS - 1e-9) / FPS
             snd = sounds[int(rng.integers(len(sounds)))]
             used.append(snd)
             x = decode_audio(snd, RATE_HZ, max_s=1.0)

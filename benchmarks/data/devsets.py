@@ -31,7 +31,7 @@ from benchmarks.data.fetch import DEBIAN_SOURCES, SKIMAGE, fetch_all
 from benchmarks.data.media_io import container_for, remux_shifted
 
 SEED = 12
-VERSION = 3
+VERSION = 4  # 4: cuts on frames (coupled.compose)
 #: (package, path inside the package, name, silent soundtrack).
 REAL_VIDEOS = [("planetblupi-common", f"usr/share/planetblupi/movie/{n}.mkv", n, False)
                for n in ("play101", "play105", "play107", "play108", "play110", "play113", "play116", "play118",
