@@ -5,7 +5,7 @@ Why continuous cues: real footage rarely has impulsive, perfectly coincident eve
 mouth opens as the voice gets louder, a scene brightens with the music; these couple *levels*,
 not onsets. So, on the common 100 Hz grid (bin ``k`` centred at ``t0 + (k + ½)/rate``):
 
-* audio features: log-energy rise, RMS, loudness (dB, floored at -60 dBFS);
+* audio features: log-energy rise, RMS, loudness (dB, floored at -60 dBFS), spectral flux;
 * video features: frame difference, |d brightness/dt|, brightness, and for every region of a
   ``coupling_regions`` grid its brightness and |d brightness/dt| (the region most correlated with
   the audio — a talking mouth — wins on its own curve).
@@ -33,7 +33,7 @@ from engine.media.timeline import US_PER_S
 
 #: Global video features first (their indices are used by the naive combination), then regions.
 VIDEO_GLOBAL = ("frame_diff", "abs_dbright", "dbright", "motion", "cuts")
-AUDIO_FEATURES = ("rise", "rms", "dloud")
+AUDIO_FEATURES = ("rise", "rms", "dloud", "flux")
 #: Indices of the naive peer's signals among the features.
 NAIVE_VIDEO = (0, 1)
 NAIVE_AUDIO = (0, 1)
@@ -55,7 +55,7 @@ CUT_NOVELTY = 20.0
 #: (both signs: a dark mouth opening darkens its region). |dB/dt| against RMS is a level pair
 #: for flicker that follows the sound's level.
 MAGNITUDE_PAIRS = {("frame_diff", "rise"), ("abs_dbright", "rise"), ("cuts", "rise"), ("motion", "rms"),
-                   ("abs_dbright", "rms")}
+                   ("abs_dbright", "rms"), ("frame_diff", "flux"), ("cuts", "flux")}
 
 
 def video_features(video: VideoCues, t0_us: int, k0: int, k1: int, rate_hz: float) -> np.ndarray:
@@ -105,12 +105,13 @@ def video_features(video: VideoCues, t0_us: int, k0: int, k1: int, rate_hz: floa
 
 def audio_features(audio: AudioCues, t0_us: int, k0: int, k1: int, rate_hz: float,
                    floor_energy: float = 1e-8) -> np.ndarray:
-    """Audio features ``[k1 - k0, 4]`` of grid bins ``k0 .. k1-1``: log-energy rise and RMS (the
-    naive peer's pair), the signed loudness slope over ±20 ms, and the product of the first two.
+    """Audio features ``[k1 - k0, 5]`` of grid bins ``k0 .. k1-1``: log-energy rise and RMS (the
+    naive peer's pair), the signed loudness slope over ±20 ms, the spectral flux (0 without it),
+    and the product of the first two.
     Beyond the audio's ends the edge bin is repeated. ``floor_energy`` is the extractor's energy
     floor (``10 ** (audio_floor_dbfs / 10)``), taken off again."""
     n = k1 - k0
-    out = np.zeros((max(0, n), 4))
+    out = np.zeros((max(0, n), len(AUDIO_FEATURES) + 1))
     if n <= 0 or audio.energy is None or len(audio.energy) == 0:
         return out
     cb = CONTEXT_BINS
@@ -129,7 +130,9 @@ def audio_features(audio: AudioCues, t0_us: int, k0: int, k1: int, rate_hz: floa
     out[:, 0] = np.maximum(0.0, loge[cb:cb + n] - loge[cb - 1:cb - 1 + n])
     out[:, 1] = np.sqrt(e[cb:cb + n])
     out[:, 2] = (loud[2 * cb:] - loud[:n]) / (2 * cb)
-    out[:, 3] = out[:, 0] * out[:, 1]  # product of the naive pair
+    if audio.flux is not None and len(audio.flux):
+        out[:, 3] = audio.flux[np.clip(idx[cb:cb + n], 0, len(audio.flux) - 1)]
+    out[:, 4] = out[:, 0] * out[:, 1]  # product of the naive pair
     return out
 
 

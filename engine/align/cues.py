@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.align.flux import SpectralFlux
 from engine.errors import InvalidInputError
 from engine.media.timeline import US_PER_S
 
@@ -93,12 +94,16 @@ class AudioCues:
         rise_db: float32 ``[N]`` energy rise of each frame over its background, dB (>= 0).
         energy: float32 ``[N]`` mean-square level of each frame (the loudness envelope the
             continuous cues are built from), or None from older producers.
+        flux: float32 ``[N // (rate_hz / cue_rate_hz)]`` spectral flux per cue-grid frame
+            (:mod:`engine.align.flux`; frame ``k`` spans onset frames ``k·r .. k·r + r - 1``),
+            or None.
     """
 
     t0_us: int
     rate_hz: float
     rise_db: np.ndarray
     energy: np.ndarray | None = None
+    flux: np.ndarray | None = None
 
     @property
     def t_end_us(self) -> int:
@@ -138,10 +143,12 @@ def concat_audio(chunks: list[AudioCues]) -> AudioCues:
     """Joins contiguous chunks (as returned by successive :meth:`AudioCueExtractor.push`)."""
     if not chunks:
         raise InvalidInputError("chunks", "no audio cue chunks")
-    energy = None
+    energy = flux = None
     if all(c.energy is not None for c in chunks):
         energy = np.concatenate([c.energy for c in chunks])
-    return AudioCues(chunks[0].t0_us, chunks[0].rate_hz, np.concatenate([c.rise_db for c in chunks]), energy)
+    if all(c.flux is not None for c in chunks):
+        flux = np.concatenate([c.flux for c in chunks])
+    return AudioCues(chunks[0].t0_us, chunks[0].rate_hz, np.concatenate([c.rise_db for c in chunks]), energy, flux)
 
 
 def concat_video(chunks: list[VideoCues]) -> VideoCues:
@@ -181,6 +188,10 @@ class AudioCueExtractor:
         self._hist = np.zeros(0, np.float64)  # energies of the last `_pre` frames
         self._t0_us: int | None = None
         self._frames_out = 0
+        flux_hop = sample_rate_hz / self.config.cue_rate_hz
+        if flux_hop != int(flux_hop):
+            raise InvalidInputError("cue_rate_hz", f"{self.config.cue_rate_hz} Hz does not divide {sample_rate_hz} Hz")
+        self._flux = SpectralFlux(sample_rate_hz, int(flux_hop))
 
     def push(self, samples: np.ndarray, t_start_us: int = 0) -> AudioCues:
         """Appends samples; returns the onset frames they complete.
@@ -200,12 +211,13 @@ class AudioCueExtractor:
             raise InvalidInputError("samples", "contains NaN or inf")
         if self._t0_us is None:
             self._t0_us = int(t_start_us)
+        flux = self._flux.push(x)
         x = np.concatenate([self._left, x])
         n = len(x) // self._hop
         self._left = x[n * self._hop :].copy()
         t0 = self._t0_us + int(round(self._frames_out * US_PER_S / self.config.onset_rate_hz))
         if n == 0:
-            return AudioCues(t0, self.config.onset_rate_hz, np.zeros(0, np.float32), np.zeros(0, np.float32))
+            return AudioCues(t0, self.config.onset_rate_hz, np.zeros(0, np.float32), np.zeros(0, np.float32), flux)
         energy = (x[: n * self._hop].reshape(n, self._hop) ** 2).mean(axis=1) + self._floor
         ext = np.concatenate([self._hist, energy])
         # Mean energy of the `_pre` frames before each new frame (fewer at the very start).
@@ -217,7 +229,7 @@ class AudioCueExtractor:
         rise = np.maximum(0.0, 10.0 * np.log10(energy / pre))
         self._hist = ext[-self._pre :].copy()
         self._frames_out += n
-        return AudioCues(t0, self.config.onset_rate_hz, rise.astype(np.float32), energy.astype(np.float32))
+        return AudioCues(t0, self.config.onset_rate_hz, rise.astype(np.float32), energy.astype(np.float32), flux)
 
 
 class VideoCueExtractor:

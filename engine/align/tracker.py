@@ -211,7 +211,8 @@ class SyncTracker:
             if drop > 0:
                 t0 = self._audio.t0_us + int(round(drop * US_PER_S / self._audio.rate_hz))
                 energy = None if self._audio.energy is None else self._audio.energy[drop:].copy()
-                self._audio = AudioCues(t0, self._audio.rate_hz, self._audio.rise_db[drop:].copy(), energy)
+                flux = None if self._audio.flux is None else self._audio.flux[drop // hop:].copy()
+                self._audio = AudioCues(t0, self._audio.rate_hz, self._audio.rise_db[drop:].copy(), energy, flux)
         # Keep a few frames before the cut: interpolated features need a frame on each side.
         keep = self._video.t_us >= cut_us
         idx = np.flatnonzero(keep)
