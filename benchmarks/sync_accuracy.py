@@ -70,6 +70,15 @@ SPLICE_CASES = (
 
 def naive_offset_ms(segments, max_ms: float = 600.0, rate_hz: float = 100.0) -> float | None:
     """The issue's naive peer: one global normalised cross-correlation, offset only."""
+    curve = naive_curve(segments, max_ms, rate_hz)
+    if curve is None:
+        return None
+    return (int(np.argmax(curve)) - (len(curve) - 1) // 2) * 1000.0 / rate_hz
+
+
+def naive_curve(segments, max_ms: float = 600.0, rate_hz: float = 100.0) -> np.ndarray | None:
+    """The naive peer's correlation at lags ``-max .. +max`` bins (-inf where undefined), or None
+    without any signal."""
     frames = np.concatenate([s.video for s in segments if s.video is not None and len(s.video_t_us)])
     t_v = np.concatenate([s.video_t_us for s in segments if s.video is not None and len(s.video_t_us)]) / 1e6
     audio = np.concatenate([s.audio for s in segments])
@@ -96,13 +105,12 @@ def naive_offset_ms(segments, max_ms: float = 600.0, rate_hz: float = 100.0) -> 
     if not v.any() or not a.any():
         return None
     max_lag = int(max_ms * rate_hz / 1000.0)
-    best, best_lag = -np.inf, 0
-    for lag in range(-max_lag, max_lag + 1):
+    curve = np.full(2 * max_lag + 1, -np.inf)
+    for i, lag in enumerate(range(-max_lag, max_lag + 1)):
         vv, aa = (v[: n - lag], a[lag:]) if lag >= 0 else (v[-lag:], a[: n + lag])
-        c = np.corrcoef(vv, aa)[0, 1] if vv.std() > 0 and aa.std() > 0 else -np.inf
-        if c > best:
-            best, best_lag = c, lag
-    return best_lag * 1000.0 / rate_hz
+        if vv.std() > 0 and aa.std() > 0:
+            curve[i] = np.corrcoef(vv, aa)[0, 1]
+    return curve
 
 
 def _estimate(path: str, config: SyncConfig) -> dict:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.align.config import SyncConfig
+from engine.align.config import LOW_CONFIDENCE, SyncConfig
 from engine.align.cues import AudioCues, VideoCues
 from engine.media.timeline import US_PER_S
 
@@ -101,6 +101,22 @@ def video_features(video: VideoCues, t0_us: int, k0: int, k1: int, rate_hz: floa
     out[:, g:g + rows] = (reg[2 * cb:] - reg[:n]) * slope
     out[:, -1] = out[:, 0] * out[:, 1]  # product of the naive pair: its per-lag covariance term
     return out
+
+
+def naive_frame_pair(video: VideoCues, prev: tuple[int, float] | None = None) -> np.ndarray:
+    """The naive peer's video pair per frame, ``[F, 2]``: frame difference and |d brightness/dt|
+    (``prev``: time and mean brightness of the frame before ``video``'s first; None at the start
+    of the stream, where the first frame's change is 0 as the peer has it)."""
+    if len(video.t_us) == 0 or video.frame_diff is None or video.region_mean is None:
+        return np.zeros((0, 2))
+    bright = video.region_mean.astype(np.float64).mean(axis=1)
+    t = video.t_us / US_PER_S
+    if prev is None:
+        db = np.concatenate([[0.0], np.abs(np.diff(bright)) / np.maximum(np.diff(t), 1e-3)])
+    else:
+        b0, t0 = prev[1], prev[0] / US_PER_S
+        db = np.abs(np.diff(np.concatenate([[b0], bright]))) / np.maximum(np.diff(np.concatenate([[t0], t])), 1e-3)
+    return np.stack([video.frame_diff.astype(np.float64), db], axis=1)
 
 
 def audio_features(audio: AudioCues, t0_us: int, k0: int, k1: int, rate_hz: float,
@@ -181,6 +197,10 @@ class LagCorrelator:
         self.a_sum = np.zeros(2)
         self.a_gram = np.zeros((2, 2))
         self.a_n = 0
+        # Per-frame sums of the naive video pair: the peer standardises them over frames.
+        self.f_sum = np.zeros(2)
+        self.f_sq = np.zeros(2)
+        self.f_n = 0
         self._v = np.zeros((0, n_video))  # video bins from self._k_done on
         self._a = np.zeros((0, n_audio))  # audio bins from self._a_start on
         self._a_start = 0
@@ -205,9 +225,21 @@ class LagCorrelator:
             self.a_n += len(x)
             self.n_audio_bins += len(audio_rows)
 
+    def add_frames(self, pairs: np.ndarray) -> None:
+        """Adds the naive video pair of new frames (``[F, 2]``, see :func:`naive_frame_pair`),
+        each frame once: the naive weights are the peer's, standardised over frames."""
+        if len(pairs):
+            self.f_sum += pairs.sum(0)
+            self.f_sq += (pairs * pairs).sum(0)
+            self.f_n += len(pairs)
+
     def advance(self, final: bool = False) -> None:
-        """Accumulates every video bin whose audio window is complete (all of them if ``final``)."""
-        k_end = self.n_video_bins if final else min(self.n_video_bins, self.n_audio_bins - self.m)
+        """Accumulates every video bin whose audio window is complete (at the end: every video
+        bin the audio reaches; the naive peer has no video past the audio's end either)."""
+        if final:
+            k_end = min(self.n_video_bins, self.n_audio_bins)
+        else:
+            k_end = min(self.n_video_bins, self.n_audio_bins - self.m)
         while k_end > self._k_done:
             stop = k_end
             if self.snapshot_every > 0:
@@ -306,7 +338,11 @@ class LagCorrelator:
             var = np.diag(gram) / cnt - (s / cnt) ** 2
             return np.where(var > 1e-12, 1.0 / np.sqrt(np.maximum(var, 1e-12)), 0.0)
 
-        wv = weights(self.v_sum, self.v_gram, self.v_n)
+        if self.f_n >= 2:
+            var = self.f_sq / self.f_n - (self.f_sum / self.f_n) ** 2
+            wv = np.where(var > 1e-12, 1.0 / np.sqrt(np.maximum(var, 1e-12)), 0.0)
+        else:
+            wv = weights(self.v_sum, self.v_gram, self.v_n)
         wa = weights(self.a_sum, self.a_gram, self.a_n)
         (v1, v2), (a1, a2) = NAIVE_VIDEO, NAIVE_AUDIO
         pv, pa = self.n_video - 1, self.n_audio - 1  # the product columns
@@ -455,5 +491,9 @@ def choose_lag(corr: LagCorrelator, rate_hz: float, config: SyncConfig) -> Globa
     conf = float(np.clip((p - config.conf_peak_floor) / config.conf_peak_span, 0.0, 1.0)
                  * np.clip(prom / config.conf_prominence_full, 0.0, 1.0)
                  * (1.0 if agree else config.conf_disagree_factor))
+    if key is None and conf < LOW_CONFIDENCE:
+        # An unsure answer is the peer's own, bin for bin: a parabola through a flat or noisy
+        # top moves it by up to half a bin for no reason.
+        f = f0 = 0.0
     return GlobalLag((k - m + f) * bin_ms, p, prom, conf, source, curve, (k0 - m + f0) * bin_ms,
                      tuple((hp - m) * bin_ms for hp in half_peaks), key)

@@ -48,7 +48,15 @@ from engine.align.cues import (
     grid_size,
     video_on_grid,
 )
-from engine.align.coarse import GlobalLag, LagCorrelator, audio_features, choose_lag, subbin_peak, video_features
+from engine.align.coarse import (
+    GlobalLag,
+    LagCorrelator,
+    audio_features,
+    choose_lag,
+    naive_frame_pair,
+    subbin_peak,
+    video_features,
+)
 from engine.align.config import LOW_CONFIDENCE, SyncConfig
 from engine.align.dtw import DTWConfig, dtw
 from engine.align.splits import SplitLag, choose_split
@@ -327,6 +335,7 @@ def global_lag(
     v = video_features(video, t0_us, 0, n, rate)
     a = audio_features(audio, t0_us, 0, n_audio, rate, 10.0 ** (config.cues.audio_floor_dbfs / 10.0))
     corr = new_correlator(v.shape[1], a.shape[1], config)
+    corr.add_frames(naive_frame_pair(video))
     corr.add(v, a)
     corr.advance(final=True)
     g = choose_lag(corr, rate, config)

@@ -14,7 +14,14 @@ from engine.align.cues import (
     concat_video,
 )
 from engine.errors import InvalidInputError
-from engine.align.coarse import CONTEXT_BINS, LagCorrelator, audio_features, choose_lag, video_features
+from engine.align.coarse import (
+    CONTEXT_BINS,
+    LagCorrelator,
+    audio_features,
+    choose_lag,
+    naive_frame_pair,
+    video_features,
+)
 from engine.align.splits import choose_split
 from engine.align.config import SyncConfig
 from engine.align.cues import grid_size
@@ -72,6 +79,7 @@ class SyncTracker:
         self._estimate: SyncEstimate | None = None
         self._transition_cache: dict[tuple[float, float], tuple[float, float]] = {}
         self._corr: LagCorrelator | None = None
+        self._frame_pairs: list[np.ndarray] = []  # naive video pairs of frames not yet in the curves' weights
         self._split = None  # the splice the continuous cues support, if any
         self._split_key = -1  # snapshots the last splice search saw
         self._bins_v = 0  # grid bins whose video / audio features were added to the curves
@@ -103,6 +111,10 @@ class SyncTracker:
         if cues.audio is not None:
             self._audio = cues.audio if self._audio is None else concat_audio([self._audio, cues.audio])
         if cues.video is not None:
+            prev = None
+            if len(self._video.t_us):
+                prev = (int(self._video.t_us[-1]), float(self._video.region_mean[-1].astype(np.float64).mean()))
+            self._frame_pairs.append(naive_frame_pair(cues.video, prev))
             self._video = concat_video([self._video, cues.video])
         self._update(final=cues.is_final)
         return self.estimate()
@@ -161,6 +173,9 @@ class SyncTracker:
                            10.0 ** (cfg.cues.audio_floor_dbfs / 10.0))
         if self._corr is None:
             self._corr = new_correlator(v.shape[1], a.shape[1], cfg)
+        for pairs in self._frame_pairs:
+            self._corr.add_frames(pairs)
+        self._frame_pairs = []
         self._corr.add(v, a)
         self._corr.advance(final)
         self._bins_v, self._bins_a = max(self._bins_v, kv), max(self._bins_a, ka)
