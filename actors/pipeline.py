@@ -153,7 +153,8 @@ def run_ingest(sources: Sequence[str], config: PipelineConfig,
     actors: list = []
     try:
         head = _placement(placement_group, HEAD_BUNDLE)
-        aligners = [AlignerActor.options(num_cpus=0, **head).remote(config.sync, config.sync_window_s, config.fault_injection)
+        aligners = [AlignerActor.options(num_cpus=0, **head).remote(config.sync, config.sync_window_s, config.fault_injection,
+                                                                 config.settle_segments)
                     for _ in range(max(1, min(config.aligner_actors, len(by_id))))]
         if config.asr is not None:
             asr = [AsrActor.options(num_cpus=config.asr_num_cpus, num_gpus=config.asr_num_gpus, **head).remote(config.asr)

@@ -144,6 +144,17 @@ def sync_accuracy(name: str, d: dict) -> list[Table]:
              ["what", "median ms", "p90 ms", "worst ms", "CPU ms per s of stream", "results"], rows)]
 
 
+def sync_rows(name: str, d: dict) -> list[Table]:
+    """sync_rows.json: the alignment stored rows carry after Ray ingest, stamped at once vs settled."""
+    rows = [[("live" if r["live"] else "file") + f", settle {r['settle_s']:g} s", str(r["rows"]),
+             num(r["median_ms"], ".2f"), num(r["p90_ms"], ".2f"), num(r["worst_ms"], ".2f"), str(r["over_80ms"]),
+             str(r["confident_over_80ms"]), num(r["latency_s_p50"], ".2f"), num(r["latency_s_p95"], ".2f"),
+             source(name, d)] for r in d["runs"]]
+    return [("Sync on stored rows, coupled dev clips through the Ray ingest pipeline (error at each row's middle)",
+             ["ingest", "rows", "median ms", "p90 ms", "worst ms", "> 80 ms", "confident > 80 ms",
+              "latency p50 s", "latency p95 s", "results"], rows)]
+
+
 def search(name: str, d: dict) -> list[Table]:
     """search.json: recall@10 and latency, flat scan vs IVF_HNSW_SQ."""
     rows = []
@@ -299,7 +310,7 @@ def gpu(name: str, d: dict) -> list[Table]:
 
 # File name prefix -> renderer, in the order the block shows them.
 RENDERERS: dict[str, Callable[[str, dict], list[Table]]] = {
-    "decode": decode, "rvq": rvq, "dtw": dtw, "sync_accuracy": sync_accuracy, "search": search,
+    "decode": decode, "rvq": rvq, "dtw": dtw, "sync_accuracy": sync_accuracy, "sync_rows": sync_rows, "search": search,
     "ingest": ingest, "image_retrieval": image_retrieval, "audio_retrieval": audio_retrieval, "understanding": understanding, "serve_load": serve_load, "lora_ops": lora_ops, "gpu_check": gpu, "gpu_rvq": gpu,
 }
 

@@ -3,6 +3,8 @@ reference loop (sources and aligners unpickle it, so it imports nothing heavy)."
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 
 from engine.align.config import SyncConfig
@@ -53,6 +55,10 @@ class PipelineConfig:
             that stage's actor exit once at that segment (see ``actors/faults.py``).
         aligner_wait_s: How long the writer waits for a segment's own sync estimate before the
             row takes the stream's newest one (``sync_status = "fallback"``).
+        sync_settle_s: A row is stamped with the stream's sync estimate this much stream time
+            after its segment (rounded up to whole segments; at the stream's end, the last):
+            more evidence, and the warp still covers the segment. On a live stream rows are
+            written this much later; 0 stamps each row with the estimate in force at once.
         image_encoder: Pretrained encoder of each segment's keyframes into ``image_emb``
             (``efficientnet-lite0`` or ``hf:<folder>``); None: off.
         asr: Speech recognition settings; None turns ASR off (``--no-asr``).
@@ -90,6 +96,7 @@ class PipelineConfig:
     metrics_port: int | None = None
     fault_injection: tuple[tuple[str, int, str], ...] = ()
     aligner_wait_s: float = 30.0
+    sync_settle_s: float = 4.0
     image_encoder: str | None = "efficientnet-lite0"
     asr: AsrConfig | None = field(default_factory=AsrConfig)
     asr_actors: int = 1
@@ -101,6 +108,13 @@ class PipelineConfig:
         for name in ("segment_s", "sync_window_s", "aligner_wait_s", "asr_wait_s"):
             if getattr(self, name) <= 0:
                 raise InvalidInputError(name, f"must be positive, got {getattr(self, name)}")
+        if not 0.0 <= self.sync_settle_s < self.aligner_wait_s:
+            raise InvalidInputError("sync_settle_s", f"must be in [0, aligner_wait_s = {self.aligner_wait_s}), "
+                                    f"got {self.sync_settle_s}")
+        if self.settle_segments >= self.queue_max_segments:
+            # The writer waits for a segment that far ahead; its source must not block before.
+            raise InvalidInputError("sync_settle_s", f"must be under queue_max_segments x segment_s = "
+                                    f"{self.queue_max_segments * self.segment_s:g} s, got {self.sync_settle_s}")
         # The tracker's coarse search needs room for the largest offset on both sides.
         min_window_s = 4 * (self.sync.max_offset_ms + self.sync.search_ms) / 1000.0
         if self.sync_window_s < min_window_s:
@@ -116,6 +130,11 @@ class PipelineConfig:
         if not 1 <= self.tokenizer_min_actors <= self.tokenizer_max_actors:
             raise InvalidInputError("tokenizer_min_actors/tokenizer_max_actors",
                                     f"need 1 <= min <= max, got {self.tokenizer_min_actors}..{self.tokenizer_max_actors}")
+
+    @property
+    def settle_segments(self) -> int:
+        """``sync_settle_s`` in whole segments."""
+        return int(math.ceil(self.sync_settle_s / self.segment_s - 1e-9))
 
     def media_config(self) -> MediaConfig:
         """How sources are decoded for ingest (working resolution, frame rate cap, pacing)."""
