@@ -35,8 +35,8 @@ PIPELINE_VERSION = "4"
 #: The column of a packed block (see :func:`pack_records`).
 RECORDS_COLUMN = "records"
 
-#: ``Alignment.status`` (the store's ``sync_status``): the estimate in force right after this
-#: segment reached its aligner; that estimate was lost (aligner restart, wait timed out) and the
+#: ``Alignment.status`` (the store's ``sync_status``): the estimate in force once this segment
+#: and ``PipelineConfig.sync_settle_s`` more of its stream reached the aligner; that estimate was lost (aligner restart, wait timed out) and the
 #: stream's newest one stands in for it; the stream had no estimate at all.
 SYNC_MEASURED, SYNC_FALLBACK, SYNC_NONE = SYNC_STATUSES
 
