@@ -84,6 +84,7 @@ class SyncDiagnostics:
         coupled_video: The winning continuous cue pair's video signal on the grid (the naive
             peer's z(frame diff) + z(|dB/dt|) when it won), or None.
         coupled_audio: Its audio signal on the grid, or None.
+        split: The splice the continuous cues support (lags before and after), or None.
     """
 
     t0_s: float
@@ -98,6 +99,7 @@ class SyncDiagnostics:
     inliers: np.ndarray
     n_video_onsets: int
     global_lag: GlobalLag | None = None
+    split: SplitLag | None = None
     onset_confidence: float = 0.0
     coupled_video: np.ndarray | None = None
     coupled_audio: np.ndarray | None = None
@@ -464,7 +466,7 @@ def estimate_from_cues(
         warp = build_warp(fit.runs, fit.drift_ppm, t0_s, t1_s, transitions)
         onset = SyncEstimate(fit.runs[0].offset_ms, fit.drift_ppm, conf, warp, fit.runs, n_in, None)
     diag = replace(diag, global_lag=g, onset_confidence=0.0 if onset is None else onset.confidence,
-                   coupled_video=signals.get("video"), coupled_audio=signals.get("audio"))
+                   coupled_video=signals.get("video"), coupled_audio=signals.get("audio"), split=split)
     return combine(g, onset, t0_s, t1_s, config, diag if keep_diagnostics else None, split)
 
 

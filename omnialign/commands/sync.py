@@ -41,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
           f"confidence {est.confidence:.2f}{verdict}")
     if len(est.runs) > 1:
         for r in est.runs:
-            print(f"  from {r.t_video_start_s:7.2f} s: offset {r.offset_ms:+.1f} ms ({r.n_pairs} matched onsets)")
+            why = f"{r.n_pairs} matched onsets" if r.n_pairs else "continuous cues on this side"
+            print(f"  from {r.t_video_start_s:7.2f} s: offset {r.offset_ms:+.1f} ms ({why})")
     src = est.diagnostics.global_lag.source if est.diagnostics and est.diagnostics.global_lag else "-"
     print(f"  method: {est.method} (global lag from {src}); warp: {len(est.warp)} points, "
           f"{est.n_pairs} matched onsets")
@@ -51,9 +52,10 @@ def run(args: argparse.Namespace) -> int:
 def plot_estimate(est, path: str, title: str = "") -> None:
     """Writes a PNG with five panels: the onset cues; the continuous cue pair that set the
     global lag (audio shifted by it, so coupled signals line up); the lag-correlation curve with
-    the chosen peak, the naive peer's peak and the two interleaved halves' peaks; the DTW path with
-    the matched onsets; and the fitted warp as offset ``warp(t) - t`` against video time (splices
-    and drift show there). The title carries offset, drift and confidence."""
+    the chosen peak, the naive peer's peak, the two interleaved halves' peaks and a splice's two
+    lags; the DTW path with the matched onsets; and the fitted warp as offset ``warp(t) - t``
+    against video time (splices and drift show there). The title carries offset, drift and
+    confidence."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -90,6 +92,12 @@ def plot_estimate(est, path: str, title: str = "") -> None:
         for h in g.half_lags_ms:
             axes[2].axvline(h, color="orange", ls=":", lw=0.8)
         axes[3].axhline(g.lag_ms, color="red", lw=0.6, ls="--", label="global lag")
+    sp = d.split if d is not None else None
+    if sp is not None:
+        # A splice found on the continuous cues: each side's own peak on the lag axis.
+        for side, lag in (("before", sp.before.lag_ms), ("after", sp.after.lag_ms)):
+            axes[2].axvline(lag, color="purple", lw=1.0, ls="-." if side == "before" else "-",
+                            label=f"splice at {d.t0_s + sp.t_split_s:.1f} s: {side} {lag:+.1f} ms")
     w = est.warp
     axes[4].plot(w[:, 0], (w[:, 1] - w[:, 0]) * 1000.0, "-o", ms=3, label=f"warp(t) - t ({est.method})")
     axes[0].set_ylabel("onset cues")

@@ -61,3 +61,17 @@ def test_bad_inputs_fail_with_one_line(tmp_path, capsys):
         err = captured.err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("omnialign: error:") and words in err[0]
         assert captured.out == ""
+
+
+def test_a_splice_on_the_continuous_cues_is_reported_and_plotted(capsys, tmp_path):
+    from tests.engine.align.test_coupled import make_mouth_clip
+
+    path = tmp_path / "spliced.mp4"
+    make_mouth_clip(path, 14.0, -60.0, seed=4, splice=(7.0, 160.0))
+    png = tmp_path / "splice.png"
+    assert main(["sync", str(path), "--plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    runs = re.findall(r"from +([0-9.]+) s: offset ([+-][0-9.]+) ms \(continuous cues on this side\)", out)
+    assert len(runs) == 2, out
+    assert abs(float(runs[0][1]) + 60.0) <= 20.0 and abs(float(runs[1][1]) - 100.0) <= 20.0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
