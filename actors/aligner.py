@@ -18,6 +18,7 @@ no row is lost or duplicated, and none carries a stand-in estimate silently.
 from __future__ import annotations
 
 import asyncio
+import time
 import zlib
 from collections import OrderedDict
 
@@ -91,14 +92,17 @@ class AlignerActor:
         When the segment's own estimate is gone (a restart, the bounded history, a timeout) the
         stream's newest one is returned marked as a fallback; with none at all, an empty alignment.
         """
+        deadline = time.monotonic() + timeout_s  # one wait in all, own and settled
         own = await self._pushed(stream_id, segment_index, timeout_s)
         if own is None:
             return self.latest.get(stream_id, Alignment()).as_fallback()
         if self.settle_segments > 0:
-            later = await self._pushed(stream_id, segment_index + self.settle_segments, timeout_s)
-            if later is None:  # the stream ended first: its last estimate
+            later = await self._pushed(stream_id, segment_index + self.settle_segments,
+                                       max(0.0, deadline - time.monotonic()))
+            if later is None and stream_id in self.finished:  # it ended first: its last estimate
                 last = self.last_pushed.get(stream_id, -1)
                 later = self.estimates.get(stream_id, {}).get(last) if last >= segment_index else None
+            # Not there in time (its source held back): the segment's own estimate, as it is.
             if later is not None and later.status != SYNC_NONE:
                 return later
         return own

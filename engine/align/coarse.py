@@ -171,7 +171,7 @@ class LagCorrelator:
         max_lag_bins: Lags ``-max_lag .. +max_lag`` (positive = audio later).
         block_bins: Length of the interleaved blocks.
         snapshot_bins: Spacing of the snapshots (0: none).
-        max_snapshots: Snapshots kept (each holds the per-lag sums, ~0.8 MB at the default
+        max_snapshots: Snapshots kept (each holds the per-lag sums, ~1 MB at the default
             features and ±600 ms).
     """
 
@@ -269,7 +269,7 @@ class LagCorrelator:
         snap = dict(self.snapshots)[k]
         view = copy.copy(self)
         for name in self.SUMS:
-            setattr(view, name, snap[name] if before else getattr(self, name) - snap[name])
+            setattr(view, name, snap[name].copy() if before else getattr(self, name) - snap[name])
         view.snapshots = []
         return view
 
@@ -361,15 +361,14 @@ class LagCorrelator:
 
     def half_naive_curve(self, part: int) -> np.ndarray:
         """:meth:`naive_curve` of one interleaved half (weights of the whole stream)."""
-        keep = [getattr(self, k).copy() for k in ("s_fg", "s_f", "s_ff", "s_g", "s_gg", "n")]
-        for k in ("s_fg", "s_f", "s_ff", "s_g", "s_gg", "n"):
-            arr = getattr(self, k)
+        # On a shallow copy with zeroed copies of the other half: the arrays themselves may be
+        # shared (a snapshot behind a span view) and must not change.
+        view = copy.copy(self)
+        for k in self.SUMS:
+            arr = getattr(self, k).copy()
             arr[1 - part] = 0.0
-        try:
-            return self.naive_curve()
-        finally:
-            for k, v in zip(("s_fg", "s_f", "s_ff", "s_g", "s_gg", "n"), keep):
-                setattr(self, k, v)
+            setattr(view, k, arr)
+        return view.naive_curve()
 
 
 @dataclass(frozen=True)

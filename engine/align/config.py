@@ -67,7 +67,8 @@ class SyncConfig:
             to replace the global lag.
         split_snapshot_s: Spacing of the points where a splice is looked for on the continuous
             cues (doubling on long streams, see :class:`~engine.align.coarse.LagCorrelator`).
-        split_max_snapshots: Those points kept per stream (memory: ~0.8 MB each).
+        split_max_snapshots: Those points kept per stream (memory: ~1 MB each at the default
+            features and ±600 ms, so ~16 MB per tracked stream).
         split_min_side_s: Stream on each side of a splice: a shorter side's lag is one event.
         split_min_confidence: Each side's own global confidence needed to report a splice ...
         split_margin: ... and this much above the whole stream's single lag ...

@@ -16,6 +16,7 @@ from engine.align.cues import (
 from engine.errors import InvalidInputError
 from engine.align.coarse import (
     CONTEXT_BINS,
+    CUT_NOVELTY,
     LagCorrelator,
     audio_features,
     choose_lag,
@@ -81,7 +82,7 @@ class SyncTracker:
         self._corr: LagCorrelator | None = None
         self._frame_pairs: list[np.ndarray] = []  # naive video pairs of frames not yet in the curves' weights
         self._split = None  # the splice the continuous cues support, if any
-        self._split_key = -1  # snapshots the last splice search saw
+        self._split_key: tuple[int, int] | None = None  # (spacing, last snapshot) the last search saw
         self._bins_v = 0  # grid bins whose video / audio features were added to the curves
         self._bins_a = 0
 
@@ -148,8 +149,13 @@ class SyncTracker:
             self._looked.append((ready_us, pairs.n_looked))
             self._matched_until_us = ready_us
         # The splice search reruns only when it has a new point to try (or at the end).
-        if self._corr is not None and (final or len(self._corr.snapshots) != self._split_key):
-            self._split_key = len(self._corr.snapshots)
+        key = None
+        if self._corr is not None and self._corr.snapshots:
+            key = (self._corr.snapshot_every, self._corr.snapshots[-1][0])
+        if g is None or g.confidence >= cfg.split_max_whole_confidence:
+            self._split, self._split_key = None, None  # the single lag is sure: no splice stands against it
+        elif self._corr is not None and (final or key != self._split_key):
+            self._split_key = key
             self._split = choose_split(self._corr, cfg.cues.cue_rate_hz, cfg, g)
         # The global lag moves with every bin, so the estimate is refreshed on every segment.
         self._refit(g)
@@ -232,6 +238,11 @@ class SyncTracker:
         keep = self._video.t_us >= cut_us
         idx = np.flatnonzero(keep)
         if len(idx) and idx[0] > 2:
-            keep[idx[0] - 2:idx[0]] = True
+            first = idx[0] - 2
+            # ... and back to a frame that is not a cut: `motion` holds cut frames at the last
+            # one before them, which must still be here (as it is offline).
+            while first > 0 and self._video.novelty[first] >= CUT_NOVELTY:
+                first -= 1
+            keep[first:idx[0]] = True
         if not keep.all():
             self._video = self._video.select(keep)

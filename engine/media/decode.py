@@ -64,10 +64,10 @@ class MediaConfig:
             what the lagging stream has (bounds memory on badly interleaved input).
         truncation_tolerance_s: A file whose data ends more than this before its declared
             duration is reported as truncated (after its decodable segments are yielded).
-        max_corrupt_fraction: Packets that fail to decode are skipped (FFmpeg resyncs on the
-            next one): real files carry a damaged first or last frame (opencv's Megamind.avi
-            starts with a cut AC3 frame). More than this fraction of one stream's packets
-            (and more than two) fails the source with an error naming the stream's codec.
+        max_corrupt_fraction: Packets that fail to decode are skipped (FFmpeg resyncs): real
+            files carry damaged frames (opencv's Megamind.avi starts with a cut AC3 frame). More
+            than this share of a stream's packets (and > 2), or a stream ending in one, fails
+            the source with an error naming the stream's codec.
         decode_threads: FFmpeg decoder and scaler threads per stream. 1 (default): concurrent
             streams are the parallelism, and single-threaded decoding costs the least CPU per
             frame (frame threading measured ~30 % more here); 0: FFmpeg's choice (frame + slice
@@ -384,30 +384,30 @@ class SegmentReader:
         error: Exception | None = None
         packets: dict[str, int] = {}
         last_bad: dict[str, int] = {}  # stream -> index of its last corrupt packet
-        name, where = "container", ""
+        name, where, decoding = "container", "", None  # decoding: the stream a failure is named by
         try:
             for packet in self._container.demux(streams):
-                name = f"{packet.stream.type} ({packet.stream.codec_context.name})"
+                name = decoding = f"{packet.stream.type} ({packet.stream.codec_context.name})"
                 packets[name] = packets.get(name, 0) + (packet.size > 0)  # not the end-of-stream flush
                 try:
                     frames = packet.decode()
                 except av.error.InvalidDataError as exc:
-                    # A corrupt packet is not fatal (FFmpeg resyncs): counted, judged at the end
-                    # (a stream that ends in one was cut; a few among good ones are damage).
+                    decoding = None
+                    if packet.size == 0:  # the end-of-stream flush: no packet of the file
+                        continue
+                    # Not fatal (FFmpeg resyncs): counted, judged at the end (see below).
                     self.info.corrupt_packets[name] = self.info.corrupt_packets.get(name, 0) + 1
                     last_bad[name] = packets[name]
                     if self.info.corrupt_packets[name] == 1:
                         _LOG.warning("%s: skipping a corrupt %s packet: %s", self.ref.uri, name, exc)
                     continue
                 for frame in frames:
-                    if packet.stream.type == "audio":
-                        self._push_audio(frame)
-                    else:
-                        self._push_video(frame)
+                    (self._push_audio if packet.stream.type == "audio" else self._push_video)(frame)
+                decoding = None
                 yield from self._ready(final=False)
         except (av.error.FFmpegError, OSError) as exc:
             error = exc
-            where = f" in the {name} stream" if name != "container" else ""
+            where = f" in the {decoding} stream" if decoding is not None else ""
         if self._audio is not None:
             self._audio.flush()
         end_us = self._end_us()
@@ -423,8 +423,11 @@ class SegmentReader:
             raise EmptyMediaError(self.ref.uri, "no decodable audio or video frames")
         yield from self._ready(final=True, end_us=end_us)
         self.close()
-        for name, bad in self.info.corrupt_packets.items():
-            if last_bad[name] == packets[name]:  # nothing decoded after it: the data was cut there
+        if error is not None and self.ref.is_live:
+            raise SourceConnectionError(self.ref.uri, f"stream broke off at {end_us / US_PER_S:.2f}s: {error}")
+        for name, bad in self.info.corrupt_packets.items():  # a few among good ones are damage
+            # Nothing decoded after it: the data was cut there (a TS "declares" what it holds).
+            if last_bad[name] == packets[name]:
                 raise TruncatedMediaError(
                     self.ref.uri, f"data ends at {end_us / US_PER_S:.2f}s in a corrupt packet of the {name} stream "
                                   "(truncated)")
@@ -433,8 +436,6 @@ class SegmentReader:
                     self.ref.uri, f"{bad} of {packets[name]} packets of the {name} stream are corrupt (decoded up to "
                                   f"{end_us / US_PER_S:.2f}s)")
         if error is not None:
-            if self.ref.is_live:
-                raise SourceConnectionError(self.ref.uri, f"stream broke off at {end_us / US_PER_S:.2f}s: {error}")
             raise TruncatedMediaError(self.ref.uri, f"decoding failed at {end_us / US_PER_S:.2f}s{where}: {error}")
         declared = info.duration_us
         if declared is not None and declared - end_us > cfg.truncation_tolerance_s * US_PER_S:

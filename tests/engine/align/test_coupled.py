@@ -212,3 +212,22 @@ def test_the_coarse_stage_holds_the_naive_peers_curve_exactly(tmp_path, seed):
     g, corr = global_lag(video, audio, SyncConfig(), 0, end_us)
     np.testing.assert_allclose(corr.naive_curve(), naive_curve(segs), atol=1e-5)  # float32 frames
     assert round(g.naive_lag_ms, 6) == naive_offset_ms(segs) or g.confidence >= LOW_CONFIDENCE
+
+
+def test_the_splice_search_leaves_the_snapshots_as_they_were():
+    from engine.align.coarse import choose_lag
+
+    rng = np.random.default_rng(8)
+    v, a = rng.standard_normal((1200, 5)), rng.standard_normal((1200, 4))
+    corr = LagCorrelator(5, 4, 30, block_bins=100, snapshot_bins=100, max_snapshots=20)
+    corr.add(v, a)
+    corr.advance(final=True)
+    before = [{k: x.copy() for k, x in snap.items()} for _, snap in corr.snapshots]
+    for k, _ in corr.snapshots:
+        for side in (True, False):
+            view = corr.span(k, side)
+            choose_lag(view, 100.0, SyncConfig())
+            view.half_naive_curve(0)
+    for (_, snap), old in zip(corr.snapshots, before):
+        for name, x in old.items():
+            np.testing.assert_array_equal(snap[name], x)
