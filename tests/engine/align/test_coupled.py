@@ -177,12 +177,18 @@ def test_streaming_tracker_finds_the_same_splice_as_offline(spliced_clip):
     assert np.abs(est.warp_at(t) - offline.warp_at(t)).max() * 1000.0 <= 5.0
 
 
+def _fed_in_one_pass(seed: int, n_video: int, n_audio: int, **snapshots) -> tuple:
+    """Random features (5 video, 4 audio) and a correlator with snapshots fed them at once."""
+    rng = np.random.default_rng(seed)
+    v, a = rng.standard_normal((n_video, 5)), rng.standard_normal((n_audio, 4))
+    corr = LagCorrelator(5, 4, 30, block_bins=100, **snapshots)
+    corr.add(v, a)
+    corr.advance(final=True)
+    return v, a, corr
+
+
 def test_splice_snapshots_do_not_depend_on_the_chunking():
-    rng = np.random.default_rng(6)
-    v, a = rng.standard_normal((1000, 5)), rng.standard_normal((990, 4))
-    whole = LagCorrelator(5, 4, 30, block_bins=100, snapshot_bins=50, max_snapshots=6)
-    whole.add(v, a)
-    whole.advance(final=True)
+    v, a, whole = _fed_in_one_pass(6, 1000, 990, snapshot_bins=50, max_snapshots=6)
     parts = LagCorrelator(5, 4, 30, block_bins=100, snapshot_bins=50, max_snapshots=6)
     for k in range(0, 1000, 83):
         parts.add(v[k:k + 83], a[k:k + 83])
@@ -217,11 +223,7 @@ def test_the_coarse_stage_holds_the_naive_peers_curve_exactly(tmp_path, seed):
 def test_the_splice_search_leaves_the_snapshots_as_they_were():
     from engine.align.coarse import choose_lag
 
-    rng = np.random.default_rng(8)
-    v, a = rng.standard_normal((1200, 5)), rng.standard_normal((1200, 4))
-    corr = LagCorrelator(5, 4, 30, block_bins=100, snapshot_bins=100, max_snapshots=20)
-    corr.add(v, a)
-    corr.advance(final=True)
+    _, _, corr = _fed_in_one_pass(8, 1200, 1200, snapshot_bins=100, max_snapshots=20)
     before = [{k: x.copy() for k, x in snap.items()} for _, snap in corr.snapshots]
     for k, _ in corr.snapshots:
         for side in (True, False):
