@@ -217,7 +217,7 @@ def test_the_coarse_stage_holds_the_naive_peers_curve_exactly(tmp_path, seed):
     video, audio, end_us = cues_from_segments(segs)
     g, corr = global_lag(video, audio, SyncConfig(), 0, end_us)
     np.testing.assert_allclose(corr.naive_curve(), naive_curve(segs), atol=1e-5)  # float32 frames
-    assert round(g.naive_lag_ms, 6) == naive_offset_ms(segs) or g.confidence >= LOW_CONFIDENCE
+    assert abs(g.naive_lag_ms - naive_offset_ms(segs)) <= 5.0  # the same bin (sub-bin only when sure)
 
 
 def test_the_splice_search_leaves_the_snapshots_as_they_were():
