@@ -214,7 +214,7 @@ def run_ingest(sources: Sequence[str], config: PipelineConfig,
                 metrics.sync_offset.labels(s.stream_id).set(s.offset_ms)
                 metrics.sync_drift.labels(s.stream_id).set(s.drift_ppm)
                 metrics.sync_confidence.labels(s.stream_id).set(s.confidence)
-        store.ensure_indexes()
+        store.ensure_indexes(fold_all=True)
     finally:
         for a in [*actors, *(aligners or []), *asr]:
             ray.kill(a)

@@ -210,7 +210,7 @@ def run_local(sources: Sequence[str], config: PipelineConfig, stream_id: str | N
             res.offset_ms, res.drift_ppm, res.confidence = final.offset_ms, final.drift_ppm, final.confidence
         except (MediaError, OmniAlignError) as exc:
             res.error = f"{type(exc).__name__}: {exc}"
-    store.ensure_indexes()
+    store.ensure_indexes(fold_all=True)
     return results
 
 

@@ -61,6 +61,7 @@ import numpy as np
 import pyarrow as pa
 
 from engine.errors import InvalidInputError
+from engine.store.index_policy import IndexPolicy
 
 #: Version of the table layout; stored in the metadata of :func:`segment_schema`.
 STORE_SCHEMA_VERSION = "4"
@@ -96,8 +97,11 @@ class StoreConfig:
         audio_num_quantizers: RVQ stages per audio token (width of ``audio_codes`` entries).
         video_num_quantizers: RVQ stages per video token (width of ``video_codes`` entries).
         vector_index_min_rows: Non-null vectors a column needs before
-            :meth:`engine.store.table.SegmentStore.ensure_indexes` builds an IVF_HNSW_SQ index on it;
-            below this, search is exact (flat).
+            :meth:`engine.store.table.SegmentStore.ensure_indexes` builds a vector index on it
+            (and rows the table needs before its stream/time filter indexes are built); below
+            this, search is exact (flat).
+        index_policy: Index type, probes, fold and rebuild thresholds
+            (:class:`~engine.store.index_policy.IndexPolicy`).
         metadata: Extra ``(key, value)`` entries for the schema metadata (which encoder made
             each embedding column: ``omnialign.encoder.<column>`` = ``name@weights hash``).
     """
@@ -112,6 +116,7 @@ class StoreConfig:
     audio_num_quantizers: int = 8
     video_num_quantizers: int = 8
     vector_index_min_rows: int = 10_000
+    index_policy: IndexPolicy = field(default_factory=IndexPolicy)
     metadata: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:

@@ -10,14 +10,8 @@ restarted ingest never duplicates a segment. ``merge_insert`` does *not* dedupli
 its own source batch (measured: two source rows with one key both get inserted), so the batch is
 deduplicated first. Every write is a new table version: write batches, not single rows.
 
-Index policy (:meth:`SegmentStore.ensure_indexes`): LanceDB answers queries over rows added
-after an index was built by scanning them exactly (measured for FTS and IVF_HNSW_SQ: new rows are
-found before any refresh), so indexes are a speed concern, never a correctness one.
-``ensure_indexes`` creates the FTS index on ``transcript`` once any transcript exists, creates a
-cosine IVF_HNSW_SQ index on an embedding column once it holds ``vector_index_min_rows``
-non-null vectors (below that, exact flat search is fast and exact), and calls ``optimize()``
-when any index has unindexed rows, which folds them into the indexes and compacts the small
-files that many appends leave behind.
+Indexes (:meth:`SegmentStore.ensure_indexes`) are :mod:`engine.store.indexes`: created once a
+column is big enough, fed appended rows on the policy of :mod:`engine.store.index_policy`.
 """
 
 from __future__ import annotations
@@ -31,6 +25,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from engine.errors import StoreError
+from engine.store.indexes import IndexReport, PlanCache  # noqa: F401 - IndexReport re-exported
+from engine.store import indexes as index_ops
 from engine.store.schema import (  # noqa: F401 - re-exported: callers import them from here
     DISTANCE,
     ADDED_COLUMNS,
@@ -93,21 +89,6 @@ class StreamSummary:
     sync_confidence: Optional[float]
 
 
-@dataclass(frozen=True)
-class IndexReport:
-    """What :meth:`SegmentStore.ensure_indexes` did.
-
-    Attributes:
-        created: Columns that got a new index in this call.
-        optimized: Whether ``optimize()`` ran to fold unindexed rows into existing indexes.
-        indexed_columns: All columns indexed after the call.
-    """
-
-    created: tuple[str, ...]
-    optimized: bool
-    indexed_columns: tuple[str, ...]
-
-
 class SegmentStore:
     """Opens (or creates) the segment table and reads and writes it.
 
@@ -123,6 +104,9 @@ class SegmentStore:
 
         self.config = config
         self.schema = segment_schema(config)
+        #: This handle's copy of the vector index plans (what queries probe and refine).
+        self.plans = PlanCache()
+        self._dataset = None
         Path(config.db_dir).mkdir(parents=True, exist_ok=True)
         # Strong consistency: every read sees commits made by other processes (the writer actor),
         # not the version this handle first opened.
@@ -345,39 +329,27 @@ class SegmentStore:
             start = i
         return out
 
+    def dataset(self):
+        """The table's Lance dataset at its latest version, for index searches.
+
+        One handle is kept and moved to each new version (``checkout_version`` shares its
+        session), so the index caches stay warm: a fresh ``to_lance()`` per query costs ~10 ms
+        of index loading at 300k rows (measured).
+        """
+        version = self.table.version  # with read_consistency_interval=0: the latest commit
+        if self._dataset is None:
+            self._dataset = self.table.to_lance()
+        if self._dataset.version != version:
+            self._dataset = self._dataset.checkout_version(version)
+        return self._dataset
+
     # ------------------------------------------------------------------ indexes
 
-    def _indexes(self) -> dict[str, object]:
-        """Indexed column -> index config, for the indexes on the table."""
-        return {cfg.columns[0]: cfg for cfg in self.table.list_indices()}
-
-    def ensure_indexes(self) -> IndexReport:
-        """Creates missing indexes and folds new rows into existing ones (module docstring).
-
-        Safe to call repeatedly (e.g. after every few writes or on a timer); it does nothing
-        when every index is up to date.
-        """
-        from lancedb.index import FTS, IvfHnswSq
-
-        existing = self._indexes()
-        created: list[str] = []
-        if "transcript" not in existing and self.table.count_rows("transcript IS NOT NULL"):
-            self.table.create_index("transcript", config=FTS())
-            created.append("transcript")
-        for column in EMBEDDING_COLUMNS:
-            if column in existing:
-                continue
-            if self.table.count_rows(f"{column} IS NOT NULL") >= self.config.vector_index_min_rows:
-                self.table.create_index(column, config=IvfHnswSq(distance_type=DISTANCE))
-                created.append(column)
-        stale = [c for c, n in self.unindexed_rows().items() if n > 0 and c not in created]
-        if stale:
-            self.table.optimize()
-        return IndexReport(created=tuple(created), optimized=bool(stale),
-                           indexed_columns=tuple(sorted(self._indexes())))
+    def ensure_indexes(self, fold_all: bool = False) -> IndexReport:
+        """Creates missing indexes and folds appended rows in on the policy; see
+        :func:`engine.store.indexes.ensure_indexes`."""
+        return index_ops.ensure_indexes(self, fold_all=fold_all)
 
     def unindexed_rows(self) -> dict[str, int]:
-        """Indexed column -> rows not yet in its index (searched exactly until optimized)."""
-        # list_indices() carries the counts; index_stats() would also load (and warn about)
-        # the IVF centroids.
-        return {c: int(cfg.num_unindexed_rows or 0) for c, cfg in self._indexes().items()}
+        """Indexed column -> rows not yet in its index (searched exactly until folded in)."""
+        return index_ops.unindexed_rows(self)

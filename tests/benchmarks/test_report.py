@@ -132,10 +132,18 @@ def _synthetic(root: Path) -> None:
     provenance.write_results(root / "lora_ops.json", {"rows": [
         {"model": "tiny", "ops": "omnialign", "without_s": 0.0421, "with_s": 0.0456, "lora_cost": 0.0831,
          "batched_base_output_ok": True}]})
+    ours = {"plan": {"num_partitions": 28}, "build_s": 6.54, "peak_rss_mb": 321.0,
+            "chosen": {"nprobes": 8, "refine_factor": 2, "recall_at_10": 0.875, "p50_ms": 1.09, "p95_ms": 1.98},
+            "flat": {"recall_at_10": 1.0, "p50_ms": 3.21, "p95_ms": 4.32},
+            "filters": {"one_stream": {"matching_rows_median": 12, "short_results": 0, "recall_at_10": 0.96,
+                                       "p50_ms": 2.5}},
+            "append": {"rows": 50, "fold_s": 0.4, "before_fold": {"recall_at_10": 1.0, "p50_ms": 2.0},
+                       "after_fold": {"recall_at_10": 0.99, "p50_ms": 1.5}}}
+    faiss = {"params": {"M": 32, "efConstruction": 40}, "build_s": 2.0, "peak_rss_mb": 100.0,
+             "sweep": [{"ef": 16, "recall_at_10": 0.9, "p50_ms": 0.1, "p95_ms": 0.2},
+                       {"ef": 32, "recall_at_10": 0.97, "p50_ms": 0.3, "p95_ms": 0.4}]}
     provenance.write_results(root / "search.json", {
-        "rows": 777, "dim": 8, "queries": 9, "distance": "cosine",
-        "flat": {"recall_at_10": 1.0, "median_ms": 3.21, "p95_ms": 4.32},
-        "ivf_hnsw_sq": {"recall_at_10": 0.875, "median_ms": 1.09, "p95_ms": 1.98, "build_s": 6.54}})
+        "rows": 777, "queries": 9, "distance": "cosine", "dims": {"8": {"ours": ours, "faiss_hnsw": faiss}}})
     (root / "ingest.json").write_text(json.dumps({
         "commit": "a" * 40, "meta": {"clip_s": 30.0},
         "rows": [{"streams": 2, "loop": {"realtime_factor": 41.5},
@@ -170,9 +178,13 @@ def test_render_shows_the_numbers_of_the_results(tmp_path: Path) -> None:
     assert "| 123.4 | 56.7 | 2.18 |" in decode and f"(median of 5); {os.cpu_count()} cores" in block
     lora = row("lora_ops.json", "tiny")
     assert "| 0.042 | 0.046 | +8.3 % | correct |" in lora
-    assert "| 1.000 | 3.21 | 4.32 | – |" in row("search.json", "flat scan")
-    assert "| 0.875 | 1.09 | 1.98 | 6.5 |" in row("search.json", "IVF_HNSW_SQ")
+    assert "| 1.000 | 3.21 | 4.32 | – |" in row("search.json", "ours: exact flat scan (before the index)")
+    assert "| 0.875 | 1.09 | 1.98 | 6.5 | 321 |" in row("search.json", "ours: IVF_SQ, 28 partitions, probes 8, refine 2x")
+    # the peer's row is its fastest point at the recall goal
+    assert "| 0.970 | 0.30 | 0.40 | 2.0 | 100 |" in row("search.json", "faiss_hnsw (M 32, efConstruction 40), ef 32")
     assert "777 × 8-d cosine, 9 queries" in block
+    assert "| 12 | 0 | 0.960 | 2.50 |" in row("search.json", "one stream")
+    assert "| 0.990 | 1.50 |" in row("search.json", "… folded in (0.4 s), after")
     # the rows of a merged file name the commit of the run that wrote them, † for backfilled
     ingest = row("ingest.json", "2")
     assert "| 41.5 | 22.2 | 33.3 | – | 1.75 |" in ingest and ingest.endswith("`ingest.json` @ `bbbbbbb`† |")

@@ -1,0 +1,120 @@
+"""The index policy on real LanceDB tables: plans recorded and shared, appended rows searchable
+before they are folded in, folding on the threshold, quality checks and rebuilds."""
+
+import numpy as np
+import pytest
+
+from engine.store.index_policy import IndexPolicy
+from engine.store.index_quality import measure_recall
+from engine.store.indexes import index_records
+from engine.store.search import SearchQuery, search
+from engine.store.table import SegmentRow, SegmentStore, StoreConfig
+
+DIM = 16
+SEG_US = 2_000_000
+
+
+def rows(vectors: np.ndarray, start: int = 0, stream: str = "s") -> list[SegmentRow]:
+    return [SegmentRow(stream_id=stream, segment_index=start + i, t_start_us=(start + i) * SEG_US,
+                       t_end_us=(start + i + 1) * SEG_US, audio_emb=v) for i, v in enumerate(vectors)]
+
+
+def make_store(tmp_path, **policy) -> SegmentStore:
+    return SegmentStore(StoreConfig(db_dir=tmp_path / "db", audio_emb_dim=DIM, vector_index_min_rows=256,
+                                    index_policy=IndexPolicy(**policy)))
+
+
+def nearest(store, vec, k=1, **filters):
+    return [h.segment_index for h in search(store, SearchQuery(vector=vec, vector_column="audio_emb", k=k, **filters))]
+
+
+def test_plan_is_recorded_and_read_by_another_handle(tmp_path):
+    store = make_store(tmp_path)
+    store.write(rows(np.random.default_rng(0).standard_normal((400, DIM)).astype(np.float32)))
+    assert "audio_emb" in store.ensure_indexes().created
+    rec = index_records(store)["audio_emb"]
+    assert rec["index_type"] == "IVF_SQ" and rec["num_partitions"] == 20 and rec["rows_at_build"] == 400
+    other = SegmentStore.open(tmp_path / "db")
+    assert other.plans.get(other, "audio_emb").num_partitions == 20
+
+
+def test_appended_rows_are_found_before_and_after_folding(tmp_path):
+    store = make_store(tmp_path, fold_unindexed_rows=50)
+    rng = np.random.default_rng(1)
+    store.write(rows(rng.standard_normal((300, DIM)).astype(np.float32)))
+    store.ensure_indexes()
+    late = rng.standard_normal((49, DIM)).astype(np.float32)
+    store.write(rows(late, start=300))
+    # Searchable at once: the unindexed tail is scanned exactly beside the index.
+    assert [nearest(store, v)[0] for v in late[:5]] == [300, 301, 302, 303, 304]
+    report = store.ensure_indexes()
+    assert not report.optimized and store.unindexed_rows()["audio_emb"] == 49  # below the threshold
+    store.write(rows(rng.standard_normal((1, DIM)).astype(np.float32), start=349))
+    assert store.ensure_indexes().optimized and store.unindexed_rows()["audio_emb"] == 0
+    assert [nearest(store, v)[0] for v in late[:5]] == [300, 301, 302, 303, 304]
+
+
+def test_rare_filter_returns_k_hits_from_the_index(tmp_path):
+    store = make_store(tmp_path)
+    rng = np.random.default_rng(2)
+    for s in range(40):  # 40 streams x 12 segments; a query for one stream matches 12 rows
+        store.write(rows(rng.standard_normal((12, DIM)).astype(np.float32), stream=f"cam{s:02d}"))
+    store.ensure_indexes()
+    q = rng.standard_normal(DIM).astype(np.float32)
+    hits = search(store, SearchQuery(vector=q, vector_column="audio_emb", k=10, stream_id="cam07"))
+    assert len(hits) == 10 and {h.stream_id for h in hits} == {"cam07"}
+    window = search(store, SearchQuery(vector=q, vector_column="audio_emb", k=10, from_us=4 * SEG_US,
+                                       to_us=6 * SEG_US))
+    assert len(window) == 10 and all(h.segment_index in (4, 5) for h in window)
+
+
+def test_drifted_appends_trigger_a_rebuild_that_restores_recall(tmp_path):
+    """The 8-bit quantiser's range is learned at build time: rows appended far outside it are
+    clipped, which the sampled recall check sees, and the rebuild retrains on all rows."""
+    store = make_store(tmp_path, quality_sample=16, rebuild_min_recall=0.9)
+    rng = np.random.default_rng(3)
+    store.write(rows(np.abs(rng.standard_normal((300, DIM))).astype(np.float32)))  # positive orthant
+    store.ensure_indexes()
+    store.write(rows(-np.abs(rng.standard_normal((300, DIM))).astype(np.float32), start=300))
+    report = store.ensure_indexes(fold_all=True)
+    assert report.rebuilt == ("audio_emb",) and report.recall["audio_emb"] < 0.9
+    rec = index_records(store)["audio_emb"]
+    assert rec["rows_at_build"] == 600
+    plan = store.plans.get(store, "audio_emb")
+    assert measure_recall(store, "audio_emb", plan, 16, seed=1) >= 0.9
+
+
+def test_many_small_writes_are_compacted_and_rows_kept(tmp_path):
+    store = make_store(tmp_path, compact_min_fragments=4)
+    rng = np.random.default_rng(4)
+    vecs = rng.standard_normal((300, DIM)).astype(np.float32)
+    for s in range(0, 300, 100):
+        store.write(rows(vecs[s:s + 100], start=s))
+    store.ensure_indexes()
+    assert len(store.table.to_lance().get_fragments()) == 3  # below the threshold: left alone
+    store.write(rows(vecs[:1] + 1.0, start=300))
+    assert len(store.table.to_lance().get_fragments()) == 4
+    report = store.ensure_indexes()
+    assert len(store.table.to_lance().get_fragments()) < 4 and report.optimized
+    assert store.count() == 301 and store.unindexed_rows()["audio_emb"] == 0
+    assert nearest(store, vecs[123])[0] == 123
+
+
+def test_folds_add_delta_segments_that_are_merged_at_the_cap(tmp_path):
+    store = make_store(tmp_path, fold_unindexed_rows=10, max_index_segments=3)
+    rng = np.random.default_rng(5)
+    vecs = rng.standard_normal((340, DIM)).astype(np.float32)
+    store.write(rows(vecs[:300]))
+    store.ensure_indexes()
+
+    def segments():
+        return next(c.num_segments for c in store.table.list_indices() if c.columns[0] == "audio_emb")
+
+    seen = []
+    for s in range(300, 340, 10):
+        store.write(rows(vecs[s:s + 10], start=s))
+        assert store.ensure_indexes().optimized
+        seen.append(segments())
+    assert seen[:2] == [2, 3] and max(seen) <= 3 and seen[2] < 3  # the third fold merged them
+    assert store.unindexed_rows()["audio_emb"] == 0
+    assert [nearest(store, vecs[i])[0] for i in (5, 305, 335)] == [5, 305, 335]
