@@ -4,20 +4,19 @@ Arithmetic over table size and dimension (nothing here opens a table), so the ch
 read and tested on its own; :mod:`engine.store.indexes` applies it, :mod:`engine.store.index_quality`
 measures it, :func:`nearest_query` sets a query to it.
 
-Why IVF_SQ (measured by ``benchmarks/search.py`` and trials on 1M x 256-d clustered vectors, 2
-cores; the committed run is in ``benchmarks/results/search.json``):
+Why IVF_SQ (trials on 1M x 256-d clustered vectors, 2 cores, through LanceDB's query API; the
+committed run of ``benchmarks/search.py`` is in ``benchmarks/results/search.json``):
 
 * IVF_HNSW_SQ with LanceDB's defaults (m 20, ef_construction 300) took 939 s to build and gave
-  recall@10 0.805: building an HNSW graph per partition is the cost, and the graph's misses are
-  not undone by refining.
+  recall@10 0.805 (the issue's measurement): building an HNSW graph per partition is the cost,
+  and the graph's misses are not undone by refining.
 * IVF_PQ (32 sub-vectors x 8 bits) built in 62 s, but its codes are too coarse for neighbours
   that differ by a few per cent in distance: recall 0.56 / 0.84 with 10x / 40x refine.
   IVF_RQ (RaBitQ, 1 bit per dimension) built in 13 s, recall 0.94 with 40x refine (~10 ms).
-* IVF_SQ (8 bits per dimension) built in 12 s; its distance error is small enough that
-  re-ranking 2x k candidates with the stored float vectors restores the exact order
-  (recall 1.0 at 10 probes of 1,000 partitions, ~8 ms through LanceDB's Python API).
-  Its codes cost ``dim`` bytes per row (256 MB at 1M x 256), a fair price up to tens of
-  millions of rows on one node.
+* IVF_SQ (8 bits per dimension) built in 12 s (the index alone); its distance error is small
+  enough that re-ranking 2x k candidates with the stored float vectors restores the exact
+  order (recall 0.95 without, 1.0 with). Its codes cost ``dim`` bytes per row (256 MB at
+  1M x 256), a fair price up to tens of millions of rows on one node.
 """
 
 from __future__ import annotations
