@@ -166,7 +166,7 @@ def search(name: str, d: dict) -> list[Table]:
             ch = ours["chosen"]
             rows.append([f"ours: IVF_SQ, {ours['plan']['num_partitions']} partitions, probes {ch['nprobes']}, "
                          f"refine {ch['refine_factor']}x", num(ch["recall_at_10"], ".3f"), num(ch["p50_ms"], ".2f"),
-                         num(ch["p95_ms"], ".2f"), num(ours["build_s"], ".1f"), num(ours.get("peak_rss_mb"), ".0f"),
+                         num(ch["p95_ms"], ".2f"), num(ours["build_s"], ".1f"), num(ours.get("build_rss_growth_mb"), ".0f"),
                          source(name, d)])
             fl = ours["flat"]
             rows.append(["ours: exact flat scan (before the index)", num(fl["recall_at_10"], ".3f"),
@@ -180,10 +180,11 @@ def search(name: str, d: dict) -> list[Table]:
             params = ", ".join(f"{k} {v}" for k, v in p["params"].items())
             rows.append([f"{peer} ({params}), ef {best['ef']}", num(best["recall_at_10"], ".3f"),
                          num(best["p50_ms"], ".2f"), num(best["p95_ms"], ".2f"), num(p["build_s"], ".1f"),
-                         num(p.get("peak_rss_mb"), ".0f"), source(name, d)])
+                         num(p.get("build_rss_growth_mb"), ".0f"), source(name, d)])
         out.append((f"vector search, {d['rows']:,} × {dim}-d {d['distance']}, {d['queries']} queries, one at a time"
                     f"{cores(d)} (peers: fastest ef with recall ≥ 0.95)",
-                    ["index", "recall@10", "p50 ms", "p95 ms", "build s", "peak RSS MB", "results"], rows))
+                    ["index", "recall@10", "p50 ms", "p95 ms", "build s", "RSS growth over build MB", "results"],
+                    rows))
         if "filters" in ours:
             frows = [[k.replace("_", " "), str(f["matching_rows_median"]), str(f["short_results"]),
                       num(f["recall_at_10"], ".3f"), num(f["p50_ms"], ".2f"), source(name, d)]

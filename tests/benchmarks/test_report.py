@@ -132,14 +132,14 @@ def _synthetic(root: Path) -> None:
     provenance.write_results(root / "lora_ops.json", {"rows": [
         {"model": "tiny", "ops": "omnialign", "without_s": 0.0421, "with_s": 0.0456, "lora_cost": 0.0831,
          "batched_base_output_ok": True}]})
-    ours = {"plan": {"num_partitions": 28}, "build_s": 6.54, "peak_rss_mb": 321.0,
+    ours = {"plan": {"num_partitions": 28}, "build_s": 6.54, "build_rss_growth_mb": 321.0,
             "chosen": {"nprobes": 8, "refine_factor": 2, "recall_at_10": 0.875, "p50_ms": 1.09, "p95_ms": 1.98},
             "flat": {"recall_at_10": 1.0, "p50_ms": 3.21, "p95_ms": 4.32},
             "filters": {"one_stream": {"matching_rows_median": 12, "short_results": 0, "recall_at_10": 0.96,
                                        "p50_ms": 2.5}},
             "append": {"rows": 50, "fold_s": 0.4, "before_fold": {"recall_at_10": 1.0, "p50_ms": 2.0},
                        "after_fold": {"recall_at_10": 0.99, "p50_ms": 1.5}}}
-    faiss = {"params": {"M": 32, "efConstruction": 40}, "build_s": 2.0, "peak_rss_mb": 100.0,
+    faiss = {"params": {"M": 32, "efConstruction": 40}, "build_s": 2.0, "build_rss_growth_mb": 100.0,
              "sweep": [{"ef": 16, "recall_at_10": 0.9, "p50_ms": 0.1, "p95_ms": 0.2},
                        {"ef": 32, "recall_at_10": 0.97, "p50_ms": 0.3, "p95_ms": 0.4}]}
     provenance.write_results(root / "search.json", {
