@@ -84,24 +84,34 @@ def test_drifted_appends_trigger_a_rebuild_that_restores_recall(tmp_path):
     assert measure_recall(store, "audio_emb", plan, 16, seed=1) >= 0.9
 
 
+def partitions(store) -> list[int]:
+    stats = store.table.to_lance().stats.index_stats("audio_emb_idx")
+    return [seg["num_partitions"] for seg in stats["segments"]]
+
+
 def test_many_small_writes_are_compacted_and_rows_kept(tmp_path):
     store = make_store(tmp_path, compact_min_fragments=4)
     rng = np.random.default_rng(4)
     vecs = rng.standard_normal((300, DIM)).astype(np.float32)
     for s in range(0, 300, 100):
         store.write(rows(vecs[s:s + 100], start=s))
-    store.ensure_indexes()
+    assert not store.ensure_indexes().compacted
     assert len(store.table.to_lance().get_fragments()) == 3  # below the threshold: left alone
+    before = partitions(store)
     store.write(rows(vecs[:1] + 1.0, start=300))
     assert len(store.table.to_lance().get_fragments()) == 4
     report = store.ensure_indexes()
-    assert len(store.table.to_lance().get_fragments()) < 4 and report.optimized
-    assert store.count() == 301 and store.unindexed_rows()["audio_emb"] == 0
-    assert nearest(store, vecs[123])[0] == 123
+    assert report.compacted and len(store.table.to_lance().get_fragments()) < 4
+    # The index was remapped onto the merged files, not rebuilt or re-partitioned; the new
+    # row (not in the index: one row is below the fold threshold) is found by the exact scan.
+    assert partitions(store) == before == [store.plans.get(store, "audio_emb").num_partitions]
+    assert store.count() == 301 and store.unindexed_rows()["audio_emb"] == 1
+    assert nearest(store, vecs[123])[0] == 123 and nearest(store, vecs[0] + 1.0)[0] == 300
 
 
 def test_folds_add_delta_segments_that_are_merged_at_the_cap(tmp_path):
-    store = make_store(tmp_path, fold_unindexed_rows=10, max_index_segments=3)
+    # No rebuilds here (a rebuild also leaves one segment): this test is about the merges.
+    store = make_store(tmp_path, fold_unindexed_rows=10, max_index_segments=3, rebuild_min_recall=0.0)
     rng = np.random.default_rng(5)
     vecs = rng.standard_normal((340, DIM)).astype(np.float32)
     store.write(rows(vecs[:300]))
@@ -116,5 +126,7 @@ def test_folds_add_delta_segments_that_are_merged_at_the_cap(tmp_path):
         assert store.ensure_indexes().optimized
         seen.append(segments())
     assert seen[:2] == [2, 3] and max(seen) <= 3 and seen[2] < 3  # the third fold merged them
+    # Merged with the plan's partitions (Lance's default merge re-partitions the index).
+    assert set(partitions(store)) == {store.plans.get(store, "audio_emb").num_partitions}
     assert store.unindexed_rows()["audio_emb"] == 0
     assert [nearest(store, vecs[i])[0] for i in (5, 305, 335)] == [5, 305, 335]
