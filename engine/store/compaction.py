@@ -13,7 +13,8 @@ appends, so files are merged in two tiers, as log-structured stores do:
   made): once ``compact_min_fragments`` of them exist they are merged, with any small ones,
   into files of about the target size.
 
-A row is rewritten about once per tier rather than once per compaction.
+A row is rewritten a few times in the small tier (until its merged file reaches
+``compact_small_rows``) and about once in the medium tier, rather than at every compaction.
 
 Lance remaps every index (vector, scalar, full-text) onto the merged files as part of the same
 commit, and merges only files covered by the same indexes, so rows not yet in an index stay
@@ -76,6 +77,9 @@ def compact_tiers(dataset: Any, policy: IndexPolicy) -> CompactionResult:
         excluded = [f.fragment_id for f in fragments if _rows(f) >= bound]
         metrics = dataset.optimize.compact_files(target_rows_per_fragment=policy.compact_target_rows,
                                                  excluded_fragment_ids=excluded or None)
-        return CompactionResult(tier=tier, fragments_removed=int(metrics.fragments_removed),
-                                fragments_added=int(metrics.fragments_added))
+        if metrics.fragments_removed:
+            return CompactionResult(tier=tier, fragments_removed=int(metrics.fragments_removed),
+                                    fragments_added=int(metrics.fragments_added))
+        # Nothing mergeable in this tier (its files are not adjacent, or sit under different
+        # index coverage): the next tier may still be.
     return CompactionResult()

@@ -48,7 +48,7 @@ class IndexPolicy:
             undoes the 8-bit quantisation's swaps among near-ties.
         fold_unindexed_rows: Rows appended after the index was built are searched exactly
             beside it (they are searchable at once); they are folded into the index
-            (``optimize``) once this many are waiting. The bound keeps the exact tail's cost
+            (a delta segment, :func:`engine.store.indexes.ensure_indexes`) once this many are waiting. The bound keeps the exact tail's cost
             per query small: 4,096 x 256-d float vectors is ~4 MB, ~1.5 ms of scanning.
         max_index_segments: A fold adds a delta segment to each index; at this many segments
             the next fold merges them (every segment is searched on its own).
@@ -102,8 +102,10 @@ class IndexPolicy:
             raise InvalidInputError("compact_target_rows", f"must be >= compact_small_rows ({self.compact_small_rows})")
         if self.quality_check_growth <= 0:
             raise InvalidInputError("quality_check_growth", f"must be positive, got {self.quality_check_growth}")
-        if not 0.0 <= self.rebuild_min_recall <= 1.0:
-            raise InvalidInputError("rebuild_min_recall", f"must be in [0, 1], got {self.rebuild_min_recall}")
+        if not 0.0 <= self.rebuild_min_recall <= self.target_recall:
+            # A bound above the tuning target would rebuild a freshly tuned index at every check.
+            raise InvalidInputError("rebuild_min_recall",
+                                    f"must be in [0, target_recall={self.target_recall}], got {self.rebuild_min_recall}")
 
 
 @dataclass(frozen=True)
@@ -194,15 +196,17 @@ def exact_filter_max_rows(plan: VectorIndexPlan, k: int) -> int:
     return FILTER_CANDIDATES_PER_HIT * k * max(1, plan.num_partitions) // max(1, plan.nprobes)
 
 
-def nearest_query(plan: VectorIndexPlan, column: str, vector, k: int, filtered: bool = False) -> dict:
+def nearest_query(plan: VectorIndexPlan, column: str, vector, k: int) -> dict:
     """The ``nearest`` argument of a Lance scan that searches an index built with ``plan``.
 
-    A filtered query probes the plan's partitions and more (up to all) only while fewer than k
-    matching rows were found: a rare filter's rows may lie outside the nearest partitions
-    (measured: one stream of 40, 8 of 20 partitions probed gave 6 of 10 hits with a fixed probe
-    count). An unfiltered query probes exactly the plan's partitions: each holds ~sqrt(rows)
-    rows, so together they always hold k.
+    The scan starts at the plan's probe count (``search_effort`` 0: Lance's default effort
+    starts between the minimum and the maximum) and probes more partitions, up to all, only
+    while fewer than k rows were found. That matters for a filtered query, whose rows may lie
+    outside the nearest partitions (measured: one stream of 40, 8 of 20 partitions probed gave
+    6 of 10 hits with a fixed probe count), and for a large k or skewed partitions unfiltered;
+    otherwise the plan's probes find k at once and nothing more is read (same latency at 1M
+    rows, trial).
     """
     return {"column": column, "q": vector, "k": k, "metric": "cosine", "minimum_nprobes": plan.nprobes,
-            "maximum_nprobes": max(plan.nprobes, plan.num_partitions) if filtered else plan.nprobes,
+            "maximum_nprobes": max(plan.nprobes, plan.num_partitions), "search_effort": 0.0,
             "refine_factor": plan.refine_factor}

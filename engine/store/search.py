@@ -152,15 +152,15 @@ def _validate(store: SegmentStore, q: SearchQuery) -> Optional[np.ndarray]:
 
 def _vector_leg(store: SegmentStore, column: str, vec: np.ndarray, where: Optional[str],
                 k: int) -> pa.Table:
-    plan = store.plans.get(store, column)
+    ds = store.dataset()
+    plan = store.plans.get(store, column, ds)  # the plan recorded at the version searched
     if plan is not None:
         # Indexes built by the policy are searched through the Lance dataset itself: the same
         # scan as LanceDB's query builder without its per-query wrapping (measured at 300k
         # rows: 5.7 vs 10.1 ms unfiltered, 6.1 vs 16.8 ms with a one-stream filter).
         # Prefilter: the filter's rows are found first (stream/time scalar indexes make that
         # cheap) and the nearest of *those* are returned, k whenever k rows match.
-        ds = store.dataset()
-        nearest = nearest_query(plan, column, vec, k, filtered=where is not None)
+        nearest = nearest_query(plan, column, vec, k)
         if where is not None and ds.count_rows(filter=where) <= exact_filter_max_rows(plan, k):
             nearest = {"column": column, "q": vec, "k": k, "metric": DISTANCE, "use_index": False}
         return ds.to_table(columns=_HIT_COLUMNS, filter=where, prefilter=where is not None, nearest=nearest)

@@ -1,12 +1,16 @@
 """The index policy on real LanceDB tables: plans recorded and shared, appended rows searchable
 before they are folded in, folding on the threshold, quality checks and rebuilds."""
 
+import fcntl
+import json
+import threading
+
 import numpy as np
 import pytest
 
 from engine.store.index_policy import IndexPolicy
-from engine.store.index_quality import measure_recall
-from engine.store.indexes import index_records
+from engine.store.index_quality import ExactAnswer, exact_neighbours, measure_recall, recall_with
+from engine.store.indexes import INDEX_LOCK_FILE, META_PREFIX, index_records
 from engine.store.search import SearchQuery, search
 from engine.store.table import SegmentRow, SegmentStore, StoreConfig
 
@@ -54,7 +58,10 @@ def test_appended_rows_are_found_before_and_after_folding(tmp_path):
     assert [nearest(store, v)[0] for v in late[:5]] == [300, 301, 302, 303, 304]
 
 
-def test_rare_filter_returns_k_hits_from_the_index(tmp_path):
+@pytest.mark.parametrize("through_index", [False, True])
+def test_rare_filter_returns_k_hits_from_the_index(tmp_path, monkeypatch, through_index):
+    if through_index:  # no exact shortcut for rare filters: the index's own probing must find k
+        monkeypatch.setattr("engine.store.search.exact_filter_max_rows", lambda plan, k: 0)
     store = make_store(tmp_path)
     rng = np.random.default_rng(2)
     for s in range(40):  # 40 streams x 12 segments; a query for one stream matches 12 rows
@@ -66,6 +73,8 @@ def test_rare_filter_returns_k_hits_from_the_index(tmp_path):
     window = search(store, SearchQuery(vector=q, vector_column="audio_emb", k=10, from_us=4 * SEG_US,
                                        to_us=6 * SEG_US))
     assert len(window) == 10 and all(h.segment_index in (4, 5) for h in window)
+    # A k larger than the plan's probes hold: more partitions are probed until k are found.
+    assert len(search(store, SearchQuery(vector=q, vector_column="audio_emb", k=300))) == 300
 
 
 def test_drifted_appends_trigger_a_rebuild_that_restores_recall(tmp_path):
@@ -130,3 +139,49 @@ def test_folds_add_delta_segments_that_are_merged_at_the_cap(tmp_path):
     assert set(partitions(store)) == {store.plans.get(store, "audio_emb").num_partitions}
     assert store.unindexed_rows()["audio_emb"] == 0
     assert [nearest(store, vecs[i])[0] for i in (5, 305, 335)] == [5, 305, 335]
+
+
+def test_identical_vectors_count_as_found_and_are_not_rebuilt(tmp_path):
+    """Repeated embeddings (silent audio, black frames) tie: the index and the exact scan may
+    keep different rows among equals, which is not a recall loss."""
+    store = make_store(tmp_path)
+    rng = np.random.default_rng(6)
+    # 15 copies each: more than k, so which 10 of them a search keeps is arbitrary.
+    vecs = np.repeat(rng.standard_normal((20, DIM)).astype(np.float32), 15, axis=0)
+    store.write(rows(vecs))
+    store.ensure_indexes()
+    plan = store.plans.get(store, "audio_emb")
+    (exact,) = exact_neighbours(store.table, "audio_emb", vecs[:1])
+    assert exact.row_ids <= set(range(15)) and exact.kth_distance < 1e-5
+    # The exact scan could as well have kept the five copies it left out.
+    other = ExactAnswer(frozenset(set(range(15)) - set(exact.row_ids)) | set(sorted(exact.row_ids)[:5]),
+                        exact.kth_distance)
+    assert recall_with(store.table, "audio_emb", plan, vecs[:1], [other]) == 1.0
+    assert measure_recall(store, "audio_emb", plan, 16) >= 0.98
+    store.write(rows(vecs[:20], start=300))
+    assert store.ensure_indexes(fold_all=True).rebuilt == ()
+
+
+def test_a_plan_recorded_by_another_process_is_used_at_its_version(tmp_path):
+    store = make_store(tmp_path)
+    store.write(rows(np.random.default_rng(7).standard_normal((400, DIM)).astype(np.float32)))
+    store.ensure_indexes()
+    reader = SegmentStore.open(tmp_path / "db")
+    assert reader.plans.get(reader, "audio_emb").nprobes == store.plans.get(store, "audio_emb").nprobes
+    rec = index_records(store)["audio_emb"]
+    store.set_metadata({META_PREFIX + "audio_emb": json.dumps({**rec, "nprobes": rec["nprobes"] + 3})})
+    assert reader.plans.get(reader, "audio_emb").nprobes == rec["nprobes"] + 3  # no waiting period
+
+
+def test_index_maintenance_waits_for_another_process(tmp_path):
+    store = make_store(tmp_path)
+    store.write(rows(np.random.default_rng(8).standard_normal((300, DIM)).astype(np.float32)))
+    done = threading.Event()
+    with open(tmp_path / "db" / INDEX_LOCK_FILE, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)  # as another ingest process holding it would
+        worker = threading.Thread(target=lambda: (store.ensure_indexes(), done.set()))
+        worker.start()
+        assert not done.wait(3.0) and "audio_emb" not in store.unindexed_rows()
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    worker.join(60)
+    assert done.is_set() and store.unindexed_rows()["audio_emb"] == 0
