@@ -47,9 +47,10 @@ class IndexPolicy:
         refine_factor: Candidates re-ranked with the exact vectors, as a multiple of ``k``; 2
             undoes the 8-bit quantisation's swaps among near-ties.
         fold_unindexed_rows: Rows appended after the index was built are searched exactly
-            beside it (they are searchable at once); they are folded into the index
-            (a delta segment, :func:`engine.store.indexes.ensure_indexes`) once this many are waiting. The bound keeps the exact tail's cost
-            per query small: 4,096 x 256-d float vectors is ~4 MB, ~1.5 ms of scanning.
+            beside it (they are searchable at once); they are folded into the index (a delta
+            segment, :func:`engine.store.indexes.ensure_indexes`) once this many are waiting.
+            The bound keeps the exact tail's cost per query small: 4,096 x 256-d float vectors
+            is ~4 MB, ~1.5 ms of scanning.
         max_index_segments: A fold adds a delta segment to each index; at this many segments
             the next fold merges them (every segment is searched on its own).
         compact_min_fragments: Data files (fragments) of one size tier at which the tier is

@@ -3,9 +3,9 @@ policy, measured on a sample, rebuilt only when measured quality falls below a b
 
 LanceDB answers a query over rows appended after an index was built by scanning them exactly
 beside the index (measured for FTS and vector indexes: new rows are found before any refresh),
-so a new row is searchable the moment its write commits; folding it into the index
-(a delta segment of the index) is a speed concern, never a correctness one. The policy itself (which index,
-probes, fold and rebuild thresholds) is :mod:`engine.store.index_policy`.
+so a new row is searchable the moment its write commits; folding it into the index (a delta
+segment of the index) is a speed concern, never a correctness one. The policy itself (which
+index, probes, fold and rebuild thresholds) is :mod:`engine.store.index_policy`.
 
 Each vector index's plan and last quality check live in the table's schema metadata
 (``omnialign.index.<column>``, JSON), so every process that opens the table (the writer, the
@@ -50,6 +50,8 @@ class SegmentStore(Protocol):
     plans: "PlanCache"
 
     def set_metadata(self, entries: dict[str, str]) -> None: ...
+
+    def dataset(self) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -110,14 +112,9 @@ class PlanCache:
             self._version = ds.version
         return self._plans.get(column)
 
-    def forget(self) -> None:
-        """Drops the copy (this process just changed an index)."""
-        self._version = None
-
 
 def _record(store: SegmentStore, column: str, record: dict) -> None:
     store.set_metadata({META_PREFIX + column: json.dumps(record, sort_keys=True)})
-    store.plans.forget()
 
 
 def _build_vector_index(store: SegmentStore, column: str, rows: int) -> tuple[VectorIndexPlan, float]:
