@@ -62,15 +62,32 @@ def pipeline_bundles(config: PipelineConfig, driver_num_cpus: float = 0.0) -> li
     pipelines each holding part of what both need (a deadlock on a full cluster). Each stage is
     pinned to its bundle: with "any bundle", a read task that started first could take part of a
     tokenizer's share and leave the tokenizer nowhere to go (seen: a stream stuck at 0 rows)."""
-    head = {"CPU": driver_num_cpus + _READ_NUM_CPUS + _WRITER_NUM_CPUS + config.source_num_cpus}
+    c = _stateful_cpus(config)
+    head = {"CPU": driver_num_cpus + c(_READ_NUM_CPUS) + c(_WRITER_NUM_CPUS) + c(config.source_num_cpus)}
+    # read task, writer, source, aligner (+ ASR actors) each ask for the stateful resources
+    stateful = 4 + (config.asr_actors if config.asr is not None else 0)
+    head.update({name: amount * stateful for name, amount in config.stateful_resources})
     if config.asr is not None:
-        head["CPU"] += config.asr_actors * config.asr_num_cpus
+        head["CPU"] += config.asr_actors * c(config.asr_num_cpus)
         if config.asr_num_gpus:
             head["GPU"] = config.asr_actors * config.asr_num_gpus
     n = config.tokenizer_max_actors
     tok = {{"num_cpus": "CPU", "num_gpus": "GPU"}[k]: v * n
            for k, v in tokenizer_resources(config.tokenizer_num_cpus, config.tokenizer_num_gpus).items() if v}
     return [head, tok] if tok else [head]
+
+
+def _stateful(config: PipelineConfig) -> dict:
+    """Ray options of the stages that hold a stream's state (see ``PipelineConfig.stateful_resources``)."""
+    return {"resources": dict(config.stateful_resources)} if config.stateful_resources else {}
+
+
+def _stateful_cpus(config: PipelineConfig) -> Callable[[float], float]:
+    """CPUs a stateful stage asks for: its share, or none where the stateful resources stand in
+    for it. Nodes that offer those resources (a head started with ``--num-cpus=0``, as Ray
+    advises for large clusters) then never take a tokenizer, and a tokenizer pool that started
+    first can never leave the writer without a place (seen: an ingest waiting forever)."""
+    return (lambda cpus: 0.0) if config.stateful_resources else (lambda cpus: cpus)
 
 
 def _placement(placement_group, bundle: int) -> dict:
@@ -152,12 +169,13 @@ def run_ingest(sources: Sequence[str], config: PipelineConfig,
     asr: list = []
     actors: list = []
     try:
-        head = _placement(placement_group, HEAD_BUNDLE)
+        head = {**_placement(placement_group, HEAD_BUNDLE), **_stateful(config)}
+        cpus = _stateful_cpus(config)
         aligners = [AlignerActor.options(num_cpus=0, **head).remote(config.sync, config.sync_window_s, config.fault_injection,
                                                                  config.settle_segments)
                     for _ in range(max(1, min(config.aligner_actors, len(by_id))))]
         if config.asr is not None:
-            asr = [AsrActor.options(num_cpus=config.asr_num_cpus, num_gpus=config.asr_num_gpus, **head).remote(config.asr)
+            asr = [AsrActor.options(num_cpus=cpus(config.asr_num_cpus), num_gpus=config.asr_num_gpus, **head).remote(config.asr)
                    for _ in range(max(1, min(config.asr_actors, len(by_id))))]
             # Not awaited here: the ASR actors load their models while the sources, tokenizers
             # and writer start, and the sources' first pushes queue on them meanwhile. (Together
@@ -171,7 +189,7 @@ def run_ingest(sources: Sequence[str], config: PipelineConfig,
                 # Named after the streams it decodes (unique per run): `ray list actors` tells
                 # which process holds which streams.
                 name = f"omnialign-source:{run_id}:" + "+".join(x.stream_id for x in summary.streams[i:i + per_actor])
-                actors.append(SourceActor.options(num_cpus=config.source_num_cpus, max_concurrency=per_actor + 1,
+                actors.append(SourceActor.options(num_cpus=cpus(config.source_num_cpus), max_concurrency=per_actor + 1,
                                                   name=name[:1000], **head)
                               .remote(config, tokenizer.config.video_token_fps))
                 hosted[actors[-1]] = []
@@ -241,7 +259,8 @@ def _build_dataset(sources: dict, runs: dict, aligners: list, asr: list, config:
 
 def _operators(sources: dict, runs: dict, aligners: list, asr: list, config: PipelineConfig,
                store_config: StoreConfig, placement_group) -> ray.data.Dataset:
-    head, tok = _placement(placement_group, HEAD_BUNDLE), _placement(placement_group, TOKENIZER_BUNDLE)
+    head = {**_placement(placement_group, HEAD_BUNDLE), **_stateful(config)}
+    tok = _placement(placement_group, TOKENIZER_BUNDLE)
     # The tokenizer pool starts at its maximum: an actor the autoscaler adds later starts (imports
     # torch, loads codebooks) exactly when the pipeline is busiest, which measured slower; the
     # autoscaler still scales idle actors down to the minimum. But not more actors than streams:
@@ -265,7 +284,8 @@ def _operators(sources: dict, runs: dict, aligners: list, asr: list, config: Pip
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated", category=RayDeprecationWarning)
-        ds = ray.data.read_datasource(SegmentQueueDatasource(sources, runs), override_num_blocks=1, num_cpus=_READ_NUM_CPUS,
+        ds = ray.data.read_datasource(SegmentQueueDatasource(sources, runs), override_num_blocks=1,
+                                      num_cpus=_stateful_cpus(config)(_READ_NUM_CPUS),
                                       ray_remote_args={"max_retries": 0, **head,
                                                        "_generator_backpressure_num_objects": 2 * _READ_AHEAD_BLOCKS})
     ds = ds.map_batches(TokenizeSegments, batch_size=1,
@@ -279,4 +299,4 @@ def _operators(sources: dict, runs: dict, aligners: list, asr: list, config: Pip
     return ds.map_batches(WriteRows, batch_size=1,
                           fn_constructor_kwargs={"config": config, "store_config": store_config, "aligners": aligners,
                                                "asr_actors": asr or None},
-                          compute=ray.data.ActorPoolStrategy(size=1), num_cpus=_WRITER_NUM_CPUS, **head)
+                          compute=ray.data.ActorPoolStrategy(size=1), num_cpus=_stateful_cpus(config)(_WRITER_NUM_CPUS), **head)

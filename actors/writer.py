@@ -77,7 +77,8 @@ class WriteRows:
         now = time.time()
         return pack_records([
             CommitRecord(t.stream_id, t.segment_index, t.t_start_us, t.t_end_us, t.error or errors.get(t.key),
-                         a.status, t.tokens_in, t.tokens_out, t.wall_decoded_s, t.wall_tokenized_s, now)
+                         a.status, t.tokens_in, t.tokens_out, t.wall_decoded_s, t.wall_tokenized_s, now,
+                         a.offset_ms, a.drift_ppm, a.confidence)
             for t, a in zip(toks, alignments)])
 
     def _write(self, pairs: list[tuple[TokenRecord, Alignment]]) -> tuple[int, dict[tuple[str, int], str]]:

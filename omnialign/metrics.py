@@ -55,6 +55,10 @@ class IngestMetrics:
         self.stage_latency.labels("queue_and_tokenize").observe(max(0.0, row.wall_tokenized_s - row.wall_decoded_s))
         self.stage_latency.labels("align_and_write").observe(max(0.0, row.wall_committed_s - row.wall_tokenized_s))
         self.e2e_lag.observe(max(0.0, row.wall_committed_s - row.wall_decoded_s))
+        if row.offset_ms is not None:  # the estimate each row was written with: sync shows live
+            self.sync_offset.labels(row.stream_id).set(row.offset_ms)
+            self.sync_drift.labels(row.stream_id).set(row.drift_ppm or 0.0)
+            self.sync_confidence.labels(row.stream_id).set(row.confidence or 0.0)
 
     def close(self) -> None:
         if self.server is not None:

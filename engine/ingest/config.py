@@ -71,6 +71,14 @@ class PipelineConfig:
         asr_num_gpus: GPUs per ASR actor (then faster-whisper runs float16 on CUDA).
         asr_wait_s: How long the writer waits for a segment's words before writing the row
             without them (only after an ASR actor restart or on a machine far too slow).
+        stateful_resources: Custom Ray resources, ``((name, amount), ...)``, that the stages
+            holding a stream's state ask for: the sources, aligners, ASR actors, the read task
+            and the writer. Offer the resource only on nodes that stay (the head, on-demand
+            rather than spot nodes) and an autoscaler may then remove any other node mid-stream:
+            only tokenizers live there, and their work is retried elsewhere. The resources then
+            stand in for those stages' CPU shares (they ask for no CPUs), so a stable node
+            with no CPUs (a head started with ``--num-cpus=0``) never takes a tokenizer.
+            Empty: anywhere.
     """
 
     db_dir: str
@@ -103,6 +111,7 @@ class PipelineConfig:
     asr_num_cpus: float = 0.1
     asr_num_gpus: float = 0.0
     asr_wait_s: float = 300.0
+    stateful_resources: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("segment_s", "sync_window_s", "aligner_wait_s", "asr_wait_s"):
@@ -127,6 +136,11 @@ class PipelineConfig:
                      "asr_actors"):
             if getattr(self, name) < 1:
                 raise InvalidInputError(name, f"must be >= 1, got {getattr(self, name)}")
+        for item in self.stateful_resources:
+            if (not isinstance(item, tuple) or len(item) != 2 or not isinstance(item[0], str) or not item[0]
+                    or item[0] in ("CPU", "GPU", "memory") or not isinstance(item[1], (int, float)) or not item[1] > 0):
+                raise InvalidInputError("stateful_resources", f"expected ((name, amount > 0), ...) of custom resources, "
+                                        f"got {self.stateful_resources!r}")
         if not 1 <= self.tokenizer_min_actors <= self.tokenizer_max_actors:
             raise InvalidInputError("tokenizer_min_actors/tokenizer_max_actors",
                                     f"need 1 <= min <= max, got {self.tokenizer_min_actors}..{self.tokenizer_max_actors}")

@@ -184,6 +184,9 @@ class CommitRecord:
     Attributes:
         error: Why the segment was not written (tokenizer or store), or None when it was.
         sync_status: The ``Alignment.status`` the row was written with.
+        offset_ms: The row's A/V offset (None without an estimate): metrics show it live.
+        drift_ppm: ... its drift.
+        confidence: ... and the estimate's confidence.
     """
 
     stream_id: str
@@ -197,6 +200,9 @@ class CommitRecord:
     wall_decoded_s: float
     wall_tokenized_s: float
     wall_committed_s: float
+    offset_ms: float | None = None
+    drift_ppm: float | None = None
+    confidence: float | None = None
 
 
 def pack_records(records: list[Any]) -> pa.Table:

