@@ -38,6 +38,8 @@ test: install
 	# outside the repo (unpacked, not installed).
 	$(PY) -m benchmarks.data.speech
 	$(PY) -m benchmarks.data.pictures
+	# Prometheus (Debian package, unpacked under ~/.cache/omnialign) for the dashboard tests.
+	$(PY) -m benchmarks.prometheus
 	$(PY) -m pytest -q
 
 bench: install

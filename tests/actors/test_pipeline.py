@@ -231,3 +231,8 @@ def test_pipeline_bundles_reserve_what_the_pipeline_requests():
     assert head == {"CPU": pytest.approx(0.1 + 0.05 + 0.1)}  # ASR off: no ASR actor
     head, _ = pipeline_bundles(replace(cfg, asr_actors=2, asr_num_gpus=0.5), driver_num_cpus=0.1)
     assert head == {"CPU": pytest.approx(0.1 + 0.05 + 0.1 + 0.2), "GPU": 1.0}
+    # Pinned to stable nodes: the stateful stages ask for the resource instead of CPUs (read task,
+    # writer, source, aligner and the ASR actor: 5 of them), the tokenizers are unchanged.
+    head, toks = pipeline_bundles(replace(cfg, stateful_resources=(("stable", 0.01),)), driver_num_cpus=0.1)
+    assert head == {"CPU": pytest.approx(0.1), "stable": pytest.approx(0.05)}
+    assert toks == {"CPU": 1.0, "GPU": 0.5}

@@ -22,3 +22,10 @@ def test_tokenizer_pool_bounds_must_be_ordered():
     with pytest.raises(InvalidInputError, match="tokenizer_min_actors"):
         PipelineConfig(db_dir="db", codebooks_dir="cb", tokenizer_min_actors=3, tokenizer_max_actors=2)
     assert PipelineConfig(db_dir="db", codebooks_dir="cb", tokenizer_min_actors=2, tokenizer_max_actors=2)
+
+
+@pytest.mark.parametrize("bad", [(("CPU", 1.0),), (("stable", 0),), (("", 1.0),), ("stable",), (("stable", "x"),)])
+def test_stateful_resources_must_be_named_positive_custom_resources(bad):
+    with pytest.raises(InvalidInputError, match="stateful_resources"):
+        PipelineConfig(db_dir="/d", codebooks_dir="/c", stateful_resources=bad)
+    assert PipelineConfig(db_dir="/d", codebooks_dir="/c", stateful_resources=(("stable", 0.01),)).stateful_resources
