@@ -185,16 +185,17 @@ class Sampler:
                 "autoscaler_active_workers": total("autoscaler_active_nodes", "NodeType=cpu_worker"),
                 "pending_nodes": total("autoscaler_pending_nodes"),
                 "pending_cpu": total("autoscaler_pending_resources", "resource=CPU"),
-                "tokenizer_actors": _tokenizer_actors(), "rows": _rows(self.db_dir),
+                "tokenizer_actors": _tokenizer_actors(self.cluster.dashboard_url), "rows": _rows(self.db_dir),
                 "jobs_running": sum(j.t_end_s is None for j in self.jobs), "lag_sum_s": lag_sum, "lag_n": lag_n}
 
 
-def _tokenizer_actors() -> int | None:
-    """Alive actors of the tokenizer pools (Ray's state API; needs ``ray.init`` to the cluster)."""
+def _tokenizer_actors(dashboard_url: str) -> int | None:
+    """Alive actors of the tokenizer pools (Ray's state API)."""
     try:
         from ray.util.state import list_actors
 
-        alive = list_actors(filters=[("state", "=", "ALIVE")], limit=10_000, raise_on_missing_output=False)
+        alive = list_actors(address=dashboard_url, filters=[("state", "=", "ALIVE")], limit=10_000,
+                            raise_on_missing_output=False)
     except Exception:
         return None
     return sum("TokenizeSegments" in (a.class_name or "") for a in alive)
@@ -288,7 +289,8 @@ def _node_with_most_tokenizers(cluster: LocalAutoscalingCluster) -> str | None:
 
     alive = set(cluster.worker_raylets())
     counts: dict[str, int] = {}
-    for a in list_actors(filters=[("state", "=", "ALIVE")], limit=10_000, raise_on_missing_output=False):
+    for a in list_actors(address=cluster.dashboard_url, filters=[("state", "=", "ALIVE")], limit=10_000,
+                         raise_on_missing_output=False):
         if "TokenizeSegments" in (a.class_name or "") and a.node_id in alive:
             counts[a.node_id] = counts.get(a.node_id, 0) + 1
     return max(counts, key=counts.get) if counts else None

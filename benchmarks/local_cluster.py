@@ -96,6 +96,7 @@ class LocalAutoscalingCluster:
         self.port = _free_port()
         self.metrics_port = _free_port()  # the autoscaler's Prometheus endpoint
         self.address = f"127.0.0.1:{self.port}"
+        self.dashboard_port = _free_port()  # Ray's state API is served there
         self.head_node_id = None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -138,7 +139,7 @@ class LocalAutoscalingCluster:
         self.root.mkdir(parents=True, exist_ok=True)
         cfg_path = self.root / "autoscaling.yaml"
         cfg_path.write_text(yaml.safe_dump(self.autoscaling_config()))
-        ports = {"--dashboard-port": _free_port(), "--ray-client-server-port": _free_port(),
+        ports = {"--dashboard-port": self.dashboard_port, "--ray-client-server-port": _free_port(),
                  "--dashboard-agent-listen-port": _free_port(), "--metrics-export-port": _free_port(),
                  "--runtime-env-agent-port": _free_port()}
         cmd = [str(Path(sys.executable).parent / "ray"), "start", "--head", f"--port={self.port}",
@@ -199,6 +200,12 @@ class LocalAutoscalingCluster:
         return len(procs)
 
     # -- observation and faults ----------------------------------------------------------------
+
+    @property
+    def dashboard_url(self) -> str:
+        """Address for Ray's state API (``ray.util.state``): named, since a process that drove an
+        earlier cluster would otherwise be answered by that one's."""
+        return f"http://127.0.0.1:{self.dashboard_port}"
 
     def autoscaler_metrics(self) -> dict[str, float]:
         """The autoscaler's Prometheus samples, ``name{labels}`` → value (raises OSError if down)."""
