@@ -12,7 +12,6 @@ command lines and killed with their children).
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import socket
@@ -53,7 +52,8 @@ class LocalClusterConfig:
         idle_timeout_s: A worker idle this long is removed.
         upscaling_speed: Ray's ``upscaling_speed`` (nodes launched at once, relative to the current count).
         update_interval_s: Autoscaler loop period, whole seconds (``AUTOSCALER_UPDATE_INTERVAL_S`` is read as an int).
-        autoscaler_v2: Run Ray's v2 autoscaler instead of v1.
+        autoscaler_v2: Run Ray's v2 autoscaler instead of v1 (its env is set; not measured yet).
+        extra_env: More environment variables for the head and its autoscaler.
     """
 
     head_cpus: int = 0
@@ -119,8 +119,7 @@ class LocalAutoscalingCluster:
 
     def autoscaling_config(self) -> dict:
         """``cluster.local.yaml`` with this cluster's GCS address and shape."""
-        cfg = yaml.safe_load(LOCAL_CONFIG.read_text())
-        cfg = copy.deepcopy(cfg)
+        cfg = yaml.safe_load(LOCAL_CONFIG.read_text())  # a fresh dict each call
         c = self.config
         cfg["provider"]["gcs_address"] = self.address
         cfg["max_workers"] = c.max_workers
