@@ -254,6 +254,35 @@ def audio_retrieval(name: str, d: dict) -> list[Table]:
              ["column", "precision@5", "top-1", "median query ms", "results"], rows)]
 
 
+def retrieval(name: str, d: dict) -> list[Table]:
+    """retrieval.json: any-to-any retrieval through the text-anchored adapters vs ConSE, the bridge
+    over today's columns and chance; adapters' size and stage-1 time."""
+    def rk(m: dict | None) -> str:
+        return "–" if not m else f"{m['R@1']:.3f} / {m['R@5']:.3f} / {m['R@10']:.3f} / {m['median_rank']:.0f}"
+
+    rows = []
+    for direction, r in d["directions"].items():
+        o = r["ours"]
+        lo, hi = o["R@1_ci95"]
+        rows.append([direction, "yes" if r["trained_as_pair"] else "no (emergent)", f"{o['queries']}×{o['candidates']}",
+                     rk(o) + f" (R@1 CI {lo:.3f}–{hi:.3f})", rk(r.get("conse")), rk(r.get("bridge")),
+                     f"{o['chance_R@1']:.4f} / {o['chance_R@10']:.4f}", source(name, d)])
+    ad = [[m, f"{a['params']:,}", f"{a['share_of_frozen_encoder']:.1%}", str(a["train_pairs"]), num(a["wall_s"], ".1f"),
+           source(name, d)] for m, a in d["adapters"].items()]
+    h = d["held_out_kinds"]
+    held = [["adapter space", num(h["precision_at_5_adapter"], ".3f"), num(h["chance"], ".3f"), source(name, d)],
+            ["image_emb (frozen EfficientNet-Lite0)", num(h["precision_at_5_image_emb"], ".3f"), num(h["chance"], ".3f"),
+             source(name, d)]]
+    return [("any-to-any retrieval on the eval split, R@1 / R@5 / R@10 / median rank (dev set: openclipart, "
+             "scratch, sonic-pi, hedgewars)",
+             ["direction", "trained as a pair", "queries×candidates", "ours (stage 1 adapters)", "ConSE (zero-shot)",
+              "bridge over today's columns", "chance R@1 / R@10", "results"], rows),
+            ("alignment adapters: trainable parameters and stage 1 on Ray Train (1 worker, 1 CPU" + cores(d) + ")",
+             ["modality", "trainable params", "of its frozen encoder", "training pairs", "stage 1 wall s", "results"], ad),
+            (f"picture kinds never trained on ({', '.join(h['kinds'])}): precision@5 of same-kind neighbours, "
+             f"{h['queries']} queries", ["space", "precision@5", "chance", "results"], held)]
+
+
 def understanding(name: str, d: dict) -> list[Table]:
     """ingest.json's ``understanding`` (formerly understanding.json): ASR cost vs standalone
     faster-whisper; ingest with ASR + encoder on/off."""
@@ -370,7 +399,7 @@ def autoscale(name: str, d: dict) -> list[Table]:
 # File name prefix -> renderer, in the order the block shows them.
 RENDERERS: dict[str, Callable[[str, dict], list[Table]]] = {
     "decode": decode, "rvq": rvq, "dtw": dtw, "sync_accuracy": sync_accuracy, "sync_rows": sync_rows, "search": search,
-    "ingest": ingest, "image_retrieval": image_retrieval, "audio_retrieval": audio_retrieval, "understanding": understanding, "serve_load": serve_load, "lora_ops": lora_ops, "autoscale": autoscale,
+    "ingest": ingest, "image_retrieval": image_retrieval, "audio_retrieval": audio_retrieval, "retrieval": retrieval, "understanding": understanding, "serve_load": serve_load, "lora_ops": lora_ops, "autoscale": autoscale,
     "gpu_check": gpu, "gpu_rvq": gpu,
 }
 

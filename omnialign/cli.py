@@ -23,11 +23,12 @@ from omnialign.commands import (
     serve,
     sync,
     synth,
+    train,
 )
 from omnialign.commands.common import EXIT_FAILED_INPUTS
 
 #: Registered subcommands, in --help order.
-COMMANDS = (synth, segments, sync, rvq, model, ingest, backfill, search, serve, demo)
+COMMANDS = (synth, segments, sync, rvq, model, ingest, backfill, train, search, serve, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
