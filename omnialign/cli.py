@@ -15,6 +15,7 @@ from omnialign import __version__
 from omnialign.commands import (
     backfill,
     demo,
+    embed,
     ingest,
     model,
     rvq,
@@ -28,7 +29,7 @@ from omnialign.commands import (
 from omnialign.commands.common import EXIT_FAILED_INPUTS
 
 #: Registered subcommands, in --help order.
-COMMANDS = (synth, segments, sync, rvq, model, ingest, backfill, train, search, serve, demo)
+COMMANDS = (synth, segments, sync, rvq, model, ingest, backfill, train, embed, search, serve, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -295,12 +295,36 @@ class OmniIngress:
                 else:
                     vector, column = (self._codebook_tokenizer().embed_frames(frame[None], np.zeros(1, np.int64)),
                                       "video_emb")
+            if body.target is not None:
+                return anchored(vector, column)
             q = SearchQuery(text=body.text, vector=vector, vector_column=column, stream_id=body.stream_id, k=body.k,
                             from_us=None if body.from_s is None else int(body.from_s * 1e6),
                             to_us=None if body.to_s is None else int(body.to_s * 1e6))
             return search(self._store(), q)
 
+        def anchored(vector, column) -> list:
+            import numpy as np
+
+            from engine.store.anchors import anchor_query_vector, anchor_search
+
+            db = self._store().config.db_dir
+            if body.text is not None:
+                from engine.store.text_embed import get_text_embedder
+
+                vec = np.asarray(get_text_embedder().embed([body.text])[0], np.float32)
+            elif column in ("image_emb", "audio_enc_emb"):
+                vec = anchor_query_vector(db, "image" if column == "image_emb" else "audio", vector)
+            else:
+                raise InvalidInputError("target", "needs a text query, or a picture or sound on a table with "
+                                                  "pretrained encoder columns")
+            targets = None if body.target == "any" else (body.target,)
+            return anchor_search(db, vec, targets, k=body.k, stream_id=body.stream_id)
+
         hits = await asyncio.to_thread(run)
+        if body.target is not None:
+            return {"hits": [{"stream_id": h.stream_id, "segment_index": h.segment_index, "t_start_us": h.t_start_us,
+                              "t_end_us": h.t_end_us, "score": h.score, "retrieval": "anchor", "matched": h.modality,
+                              "adapter": h.adapter} for h in hits]}
         return {"hits": [{"stream_id": h.stream_id, "segment_index": h.segment_index, "t_start_us": h.t_start_us,
                           "t_end_us": h.t_end_us, "score": h.score, "retrieval": h.retrieval,
                           "transcript": h.transcript} for h in hits]}

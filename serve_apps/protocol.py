@@ -133,6 +133,8 @@ class SearchRequest(_Body):
     from_s: float | None = Field(default=None, ge=0, le=MAX_TIME_S, allow_inf_nan=False)
     to_s: float | None = Field(default=None, ge=0, le=MAX_TIME_S, allow_inf_nan=False)
     k: int = Field(default=10, ge=1, le=1000)
+    #: Search the text-anchored space: rank rows by their image or audio vectors (any: both).
+    target: Literal["image", "audio", "any"] | None = None
 
 
 class IngestRequest(_Body):

@@ -46,3 +46,27 @@ def tiny_model_dir(tmp_path_factory):
     init_model(out, TinyModelConfig(hidden_size=64, num_layers=2, num_attention_heads=4, num_kv_heads=2,
                                     intermediate_size=128))
     return out
+
+
+@pytest.fixture(scope="session")
+def picture_folder():
+    """Returns ``make(root, names, video_size=None) -> root``: real scikit-image photographs copied into
+    ``root/pics`` and tiny codebooks fitted on them in ``root/codebooks`` (what an ingest of them needs)."""
+    import shutil
+
+    from benchmarks.data.pictures import skimage_pictures
+    from engine.media.decode import MediaConfig, iter_segments
+    from engine.tokenize.tokenizer import Tokenizer, TokenizerConfig
+
+    def make(root, names, video_size=None):
+        pics = skimage_pictures(log=lambda *_: None)
+        (root / "pics").mkdir()
+        for n in names:
+            shutil.copy(pics[n], root / "pics" / pics[n].name)
+        media = MediaConfig() if video_size is None else MediaConfig(video_width=video_size[0], video_height=video_size[1])
+        cfg = TokenizerConfig(audio_quantizers=2, audio_codebook_size=16, video_quantizers=2, video_codebook_size=16)
+        segs = [s for p in sorted((root / "pics").iterdir()) for s in iter_segments(str(p), media)]
+        Tokenizer.fit(segs, cfg).save(root / "codebooks")
+        return root
+
+    return make

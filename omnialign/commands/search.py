@@ -18,6 +18,9 @@ def register(sub) -> None:
                                                    "embedded like ingested audio (audio_emb)")
     q.add_argument("--image", metavar="FILE", help="image query: the table's image encoder (image_emb), else "
                                                    "embedded like ingested video (video_emb)")
+    p.add_argument("--target", choices=("image", "audio", "any"),
+                   help="search the text-anchored space (after `omnialign embed`): rank rows by their image or "
+                        "audio vectors (any: both) whatever the query's modality")
     p.add_argument("--stream", help="only this stream id")
     p.add_argument("--from-s", type=float, help="only segments overlapping [from_s, to_s)")
     p.add_argument("--to-s", type=float)
@@ -44,7 +47,6 @@ def query_vector(args: argparse.Namespace) -> tuple:
 
             return query_audio_embedding(spec, audio), "audio_enc_emb"
         return Tokenizer.load(args.codebooks or Path(args.db) / "codebooks").embed_audio(audio), "audio_emb"
-    tok = Tokenizer.load(args.codebooks or Path(args.db) / "codebooks")
     from PIL import Image
 
     from engine.errors import NotMediaError
@@ -59,13 +61,56 @@ def query_vector(args: argparse.Namespace) -> tuple:
     spec = SegmentStore.open(args.db).encoders().get("image_emb")
     if spec:  # semantic neighbours from the pretrained encoder, not pixel copies
         return query_image_embedding(spec, img), "image_emb"
+    # Codebooks only for the fallback: a table with a pretrained image column needs none.
+    tok = Tokenizer.load(args.codebooks or Path(args.db) / "codebooks")
     return tok.embed_frames(img[None], np.zeros(1, np.int64)), "video_emb"
+
+
+def anchor_query(args: argparse.Namespace):
+    """The query in the anchor space: MiniLM of text, or the DB's adapter over the table's encoder."""
+    import numpy as np
+
+    from engine.errors import InvalidInputError
+    from engine.store.anchors import anchor_query_vector
+
+    if args.text:
+        from engine.store.text_embed import get_text_embedder
+
+        return np.asarray(get_text_embedder().embed([args.text])[0], np.float32), "text"
+    if not (args.audio or args.image):
+        raise InvalidInputError("--target", "needs a --text, --audio or --image query")
+    vec, column = query_vector(args)
+    modality = "audio" if args.audio else "image"
+    if column not in ("audio_enc_emb", "image_emb"):
+        raise InvalidInputError("--target", f"the table has no pretrained {modality} encoder column to adapt")
+    return anchor_query_vector(args.db, modality, vec), modality
+
+
+def run_anchor(args: argparse.Namespace) -> int:
+    from engine.store.anchors import anchor_search
+
+    vec, source = anchor_query(args)
+    targets = None if args.target == "any" else (args.target,)
+    hits = anchor_search(args.db, vec, targets, k=args.k, stream_id=args.stream)
+    if args.json:
+        for h in hits:
+            print(json.dumps({"stream_id": h.stream_id, "segment_index": h.segment_index, "t_start_us": h.t_start_us,
+                              "t_end_us": h.t_end_us, "score": h.score, "matched": h.modality, "query": source,
+                              "adapter": h.adapter}))
+        return 0
+    rows = [{"rank": i + 1, "stream_id": h.stream_id, "segment": h.segment_index,
+             "from_s": f"{h.t_start_us / 1e6:.2f}", "to_s": f"{h.t_end_us / 1e6:.2f}", "score": f"{h.score:.4f}",
+             "matched": h.modality} for i, h in enumerate(hits)]
+    print_table(rows, ("rank", "stream_id", "segment", "from_s", "to_s", "score", "matched"))
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
     from engine.store.search import SearchQuery, search
     from engine.store.table import SegmentStore
 
+    if args.target:
+        return run_anchor(args)
     store = SegmentStore.open(args.db)
     vector = column = None
     if args.audio or args.image:

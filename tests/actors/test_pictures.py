@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from actors.pipeline import run_ingest
-from benchmarks.data.pictures import skimage_pictures
 from engine.ingest.pipeline import PipelineConfig
-from engine.media.decode import MediaConfig, iter_segments
 from engine.media.sources import default_stream_id
 from engine.store.search import SearchQuery, search
 from engine.store.table import SegmentStore
-from engine.tokenize.tokenizer import Tokenizer, TokenizerConfig
 
 pytestmark = pytest.mark.slow
 
@@ -21,16 +16,8 @@ NAMES = ("motorcycle_left", "motorcycle_right", "chelsea", "coffee", "astronaut"
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pictures")
-    pics = skimage_pictures(log=lambda *_: None)
-    (root / "pics").mkdir()
-    for n in NAMES:
-        shutil.copy(pics[n], root / "pics" / pics[n].name)
-    cfg = TokenizerConfig(audio_quantizers=2, audio_codebook_size=16, video_quantizers=2, video_codebook_size=16)
-    segs = [s for p in sorted((root / "pics").iterdir()) for s in iter_segments(str(p), MediaConfig(video_width=160, video_height=120))]
-    Tokenizer.fit(segs, cfg).save(root / "codebooks")
-    return root
+def folder(tmp_path_factory, picture_folder):
+    return picture_folder(tmp_path_factory.mktemp("pictures"), NAMES, video_size=(160, 120))
 
 
 def test_each_picture_is_one_row_with_a_keyframe_and_an_encoder_embedding(ray_local, folder, tmp_path):

@@ -275,6 +275,7 @@ def test_streaming_sse_with_the_openai_client(served):
     ("/v1/ingest", {"url": "file:///etc/passwd"}, 403, "/etc/passwd"),
     ("/v1/adapters", {"name": "x", "path": "/etc", "modalities": ["text"]}, 403, "/etc"),
     ("/v1/search", {"k": 0}, 400, "k"),
+    ("/v1/search", {"text": "a bell", "target": "smell"}, 400, "target"),
     # Probes of the adversarial run (issue 16, item 9-10): each was a 500 or silently ignored.
     ("/v1/completions", b'{"model": "omni", "prompt": "a\\ud800"}', 400, "surrogate"),
     ("/v1/chat/completions", b'{"model": "omni", "messages": [{"role": "user", "content": "\\ud800"}]}', 400,
@@ -456,6 +457,33 @@ def test_ingest_over_http_url_and_upload_then_search(served):
     # The HTTP ingest ran speech recognition, so the table has the Whisper encoder's column.
     assert len(hits) == 2 and all(h["retrieval"] == "audio_enc_emb" for h in hits)
     assert _uploads(served) == []  # the ingested upload was removed once its stream ended
+
+
+def test_search_in_the_anchor_space_names_the_matched_modality(served):
+    # Plumbing only (a seeded, untrained adapter): retrieval quality is benchmarks/retrieval.py's.
+    import torch
+
+    from engine.store.anchors import embed_store, install_adapter
+    from engine.store.table import SegmentStore
+    from engine.train.adapter import save_adapter
+    from engine.train.config import HeadConfig
+    from engine.train.heads import ProjectionHead
+
+    db = served["db"]
+    r = _post(served, "/v1/search", {"text": "a bell", "target": "image"})
+    assert r.status_code == 400 and "no image vectors" in r.text, r.text
+    store = SegmentStore.open(db)
+    torch.manual_seed(0)
+    save_adapter(db.parent / "image-adapter", ProjectionHead(HeadConfig("image", store.encoders()["image_emb"], 1280)))
+    n = embed_store(store, install_adapter(db, db.parent / "image-adapter"))
+    assert n > 0
+    hits = _post(served, "/v1/search", {"text": "a bell", "target": "image", "k": 50}).json()["hits"]
+    assert len(hits) == n and {h["matched"] for h in hits} == {"image"} and hits[0]["retrieval"] == "anchor"
+    # "any" ranks by every stored modality (only image here); a target with no vectors is the client's mistake.
+    hits = _post(served, "/v1/search", {"text": "a bell", "target": "any", "k": 50}).json()["hits"]
+    assert len(hits) == n and {h["matched"] for h in hits} == {"image"}
+    r = _post(served, "/v1/search", {"text": "a bell", "target": "audio"})
+    assert r.status_code == 400 and "no audio vectors" in r.text, r.text
 
 
 def test_metrics_and_health(served):
