@@ -25,12 +25,15 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 DEMO_SPEECH ?= $(HOME)/.cache/omnialign/demo/reading.wav
+DEMO_MEDIA ?= $(HOME)/.cache/omnialign/demo/media
 
 demo: install
 	# A real recording with speech for the demo's ASR step (LibriVox sentences from Debian
 	# pocketsphinx-testdata, cached outside the repo).
 	$(PY) -m benchmarks.data.speech --export $(DEMO_SPEECH)
-	$(VENV)/bin/omnialign demo --speech $(DEMO_SPEECH)
+	# Real photographs (scikit-image) and sounds (Debian scratch) for the any-to-any search step.
+	$(PY) -m benchmarks.data.anchor_demo --export $(DEMO_MEDIA)
+	$(VENV)/bin/omnialign demo --speech $(DEMO_SPEECH) --media $(DEMO_MEDIA)
 
 test: install
 	# Real English speech (Debian pocketsphinx-testdata, 1.8 MB) and photographs (scikit-image
@@ -38,6 +41,8 @@ test: install
 	# outside the repo (unpacked, not installed).
 	$(PY) -m benchmarks.data.speech
 	$(PY) -m benchmarks.data.pictures
+	# Sounds (Debian scratch) for the demo's any-to-any search step.
+	$(PY) -m benchmarks.data.anchor_demo --export $(DEMO_MEDIA)
 	# Prometheus (Debian package, unpacked under ~/.cache/omnialign) for the dashboard tests.
 	$(PY) -m benchmarks.prometheus
 	$(PY) -m pytest -q

@@ -32,6 +32,7 @@ from engine.ingest.pipeline import (
     PipelineConfig,
     StreamResult,
     expand_sources,
+    install_anchor_adapters,
     store_config_for,
 )
 from engine.ingest.records import CommitRecord, unpack_records
@@ -155,6 +156,7 @@ def run_ingest(sources: Sequence[str], config: PipelineConfig,
         check_speech_model(config.asr)  # a missing model: one typed error before anything starts
     tokenizer = Tokenizer.load(config.codebooks_dir)
     store = SegmentStore(store_config_for(config, tokenizer))  # creates the table once, up front
+    anchor_modalities = install_anchor_adapters(config, store)  # a misfit adapter: an error before any stream
     metrics = IngestMetrics(config.metrics_port)
     summary = IngestSummary()
     by_id: dict[str, StreamResult] = {}
@@ -197,7 +199,7 @@ def run_ingest(sources: Sequence[str], config: PipelineConfig,
             runs[s.stream_id] = actors[-1].run.remote(s.stream_id, s.source_uri, aligner_for(aligners, s.stream_id),
                                                       store.committed_indexes(s.stream_id),
                                                       asr_for(asr, s.stream_id) if asr else None)
-        ds = _build_dataset(hosted, runs, aligners, asr, config, store.config, placement_group)
+        ds = _build_dataset(hosted, runs, aligners, asr, config, store.config, placement_group, anchor_modalities)
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=0):
             for row in unpack_records(batch):
                 s = by_id[row.stream_id]
@@ -233,6 +235,10 @@ def run_ingest(sources: Sequence[str], config: PipelineConfig,
                 metrics.sync_drift.labels(s.stream_id).set(s.drift_ppm)
                 metrics.sync_confidence.labels(s.stream_id).set(s.confidence)
         store.ensure_indexes(fold_all=True)
+        if anchor_modalities:
+            from engine.store.anchors import ensure_anchor_index
+
+            ensure_anchor_index(config.db_dir)
     finally:
         for a in [*actors, *(aligners or []), *asr]:
             ray.kill(a)
@@ -242,7 +248,7 @@ def run_ingest(sources: Sequence[str], config: PipelineConfig,
 
 
 def _build_dataset(sources: dict, runs: dict, aligners: list, asr: list, config: PipelineConfig,
-                   store_config: StoreConfig, placement_group) -> ray.data.Dataset:
+                   store_config: StoreConfig, placement_group, anchor_modalities: tuple[str, ...] = ()) -> ray.data.Dataset:
     """source actors → tokenize (autoscaling actor pool) → attach alignment and write."""
     # Ray Data holds a read task's output until a block reaches target_max_block_size; below one
     # segment's size every taken batch is released downstream at once (streaming). Ray copies the
@@ -252,13 +258,13 @@ def _build_dataset(sources: dict, runs: dict, aligners: list, asr: list, config:
     saved_block_bytes = ctx.target_max_block_size
     ctx.target_max_block_size = _STREAMING_BLOCK_BYTES
     try:
-        return _operators(sources, runs, aligners, asr, config, store_config, placement_group)
+        return _operators(sources, runs, aligners, asr, config, store_config, placement_group, anchor_modalities)
     finally:
         ctx.target_max_block_size = saved_block_bytes
 
 
 def _operators(sources: dict, runs: dict, aligners: list, asr: list, config: PipelineConfig,
-               store_config: StoreConfig, placement_group) -> ray.data.Dataset:
+               store_config: StoreConfig, placement_group, anchor_modalities: tuple[str, ...]) -> ray.data.Dataset:
     head = {**_placement(placement_group, HEAD_BUNDLE), **_stateful(config)}
     tok = _placement(placement_group, TOKENIZER_BUNDLE)
     # The tokenizer pool starts at its maximum: an actor the autoscaler adds later starts (imports
@@ -298,5 +304,5 @@ def _operators(sources: dict, runs: dict, aligners: list, asr: list, config: Pip
     # of writer_batch_rows segments.
     return ds.map_batches(WriteRows, batch_size=1,
                           fn_constructor_kwargs={"config": config, "store_config": store_config, "aligners": aligners,
-                                               "asr_actors": asr or None},
+                                               "asr_actors": asr or None, "anchor_modalities": anchor_modalities},
                           compute=ray.data.ActorPoolStrategy(size=1), num_cpus=_stateful_cpus(config)(_WRITER_NUM_CPUS), **head)

@@ -41,14 +41,21 @@ class WriteRows:
         store_config: The table's shape (the driver created the table with it).
         aligners: The aligner actors (see :func:`actors.aligner.aligner_for`).
         asr_actors: The ASR actors (see :func:`actors.asr.asr_for`); None when ASR is off.
+        anchor_modalities: The DB's installed adapters to embed committed rows with (see
+            :func:`engine.ingest.pipeline.install_anchor_adapters`).
     """
 
     def __init__(self, config: PipelineConfig, store_config: StoreConfig, aligners: list,
-                 asr_actors: list | None = None) -> None:
+                 asr_actors: list | None = None, anchor_modalities: tuple[str, ...] = ()) -> None:
         self.config = config
         self.aligners = aligners
         self.asr_actors = asr_actors
         self.store = SegmentStore(store_config)
+        self.anchors = None
+        if anchor_modalities:
+            from engine.store.anchors import AnchorWriter
+
+            self.anchors = AnchorWriter(store_config.db_dir, anchor_modalities)
         self._since_index = 0
         self._fts_ready = False
 
@@ -90,13 +97,18 @@ class WriteRows:
         """
         if not pairs:
             return 0, {}
+        rows = [record_to_row(t, a) for t, a in pairs]
         try:
-            return self.store.write([record_to_row(t, a) for t, a in pairs]).inserted, {}
+            inserted, errors = self.store.write(rows).inserted, {}
         except InvalidInputError:
             inserted, errors = 0, {}
-            for t, a in pairs:
+            for (t, _), row in zip(pairs, rows):
                 try:
-                    inserted += self.store.write([record_to_row(t, a)]).inserted
+                    inserted += self.store.write([row]).inserted
                 except InvalidInputError as exc:
                     errors[t.key] = f"{type(exc).__name__}: {exc}"
-            return inserted, errors
+        if self.anchors is not None:
+            # After the rows' commit, and for every committed row even when a retry inserted none
+            # (the crash may have fallen between the two writes); merge-insert keeps one vector.
+            self.anchors.write([row for (t, _), row in zip(pairs, rows) if t.key not in errors])
+        return inserted, errors

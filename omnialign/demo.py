@@ -6,7 +6,9 @@
    estimated vs true offsets; 5. run a text search; 6. write a PNG of the sync warps; 7. ingest
    a real recording of speech that has no transcript, print the recognized words with their
    times and find a spoken phrase by text search (skipped with a note without a recording or
-   without the speech model).
+   without the speech model); 8. ingest real pictures and sounds, embed them into the text
+   anchor space with the adapters the package ships (``omnialign/adapters``) and let text queries
+   find a picture and a sound (skipped with a note without the media folder).
 """
 
 from __future__ import annotations
@@ -36,7 +38,13 @@ def _srt(first: str, second: str, duration_s: float) -> str:
     return f"1\n{ts(0)} --> {ts(half)}\n{first}\n\n2\n{ts(half)} --> {ts(duration_s)}\n{second}\n"
 
 
-def run_demo(out_dir: str, speech: str | None = None) -> int:
+#: Adapters trained by ``omnialign train stage1`` on the alignment dev set (see README, Alignment).
+SHIPPED_ADAPTERS = Path(__file__).parent / "adapters"
+#: Text queries of the any-to-any step; each should find a picture and a sound of its kind.
+ANCHOR_QUERIES = ("a cat", "a motorcycle", "a trumpet")
+
+
+def run_demo(out_dir: str, speech: str | None = None, media: str | None = None) -> int:
     """Runs the demo in ``out_dir``; returns an exit status."""
     from engine.media.decode import MediaConfig, iter_segments
     from engine.store.search import SearchQuery, search
@@ -106,6 +114,8 @@ def run_demo(out_dir: str, speech: str | None = None) -> int:
     failed = [s for s in summary.streams if s.error]
     if not _speech_step(speech, db, config):
         return 1
+    if not _anchor_step(media, out / "media_db", config):
+        return 1
     return 1 if failed else 0
 
 
@@ -147,6 +157,51 @@ def _speech_step(speech: str | None, db: Path, config) -> bool:
     print_table([{"rank": i + 1, "segment": h.segment_index, "from_s": f"{h.t_start_us / 1e6:.1f}",
                   "via": h.retrieval, "transcript": h.transcript or ""} for i, h in enumerate(hits)],
                 ("rank", "segment", "from_s", "via", "transcript"))
+    return True
+
+
+def _anchor_step(media: str | None, db: Path, config) -> bool:
+    """Step 7: real pictures and sounds, embedded by the shipped adapters, found from text."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from actors.pipeline import run_ingest
+    from engine.media.sources import default_stream_id
+    from engine.store.anchors import anchor_count, anchor_search, anchored_modalities
+    from engine.store.text_embed import get_text_embedder
+
+    folders = [Path(media or "") / "pictures", Path(media or "") / "sounds"]
+    if not media or not all(f.is_dir() for f in folders):
+        print("7. any-to-any search: skipped (no media folder given; `make demo` fetches one)")
+        return True
+    if db.exists():
+        import shutil
+
+        shutil.rmtree(db)
+    files = sorted(p for f in folders for p in f.iterdir())
+    print(f"7. ingesting {len(files)} real pictures and sounds (never trained on); the writer embeds each row into "
+          "the text anchor space with the shipped adapters as it commits it ...")
+    # The adapters are the ingest's: each committed row is embedded as it lands (no embed job).
+    adapters = tuple(str(SHIPPED_ADAPTERS / m) for m in ("image", "audio"))
+    summary = run_ingest([str(f) for f in folders], replace(config, db_dir=str(db), live=False, anchor_adapters=adapters))
+    for s in summary.streams:
+        if s.error:
+            print(f"   error: {s.stream_id}: {s.error}")
+            return False
+    for modality, adapter in sorted(anchored_modalities(db).items()):
+        print(f"   {modality}: {anchor_count(db, modality)} rows in the anchor space, by adapter {adapter}")
+    name_of = {default_stream_id(str(p)): p.name for p in files}
+    embedder, rows = get_text_embedder(), []
+    for query in ANCHOR_QUERIES:
+        vec = np.asarray(embedder.embed([query])[0], np.float32)
+        row = {"query": query}
+        for modality, label in (("image", "picture"), ("audio", "sound")):
+            hits = anchor_search(db, vec, (modality,), k=1)
+            row[label] = name_of.get(hits[0].stream_id, hits[0].stream_id) if hits else "-"
+            row[f"{label}_score"] = f"{hits[0].score:.3f}" if hits else "-"
+        rows.append(row)
+    print_table(rows, ("query", "picture", "picture_score", "sound", "sound_score"))
     return True
 
 

@@ -66,7 +66,9 @@ def _cache() -> Path:
     return default_cache()
 
 
-def _eval_by_hash(key: str, share: int = 5) -> bool:
+def eval_by_hash(key: str, share: int = 5) -> bool:
+    """Whether ``key`` (a file's path in its package) is in the eval split: one in ``share``, by
+    hash, so the split never depends on which files a package version happens to hold."""
     return int(hashlib.sha1(key.encode()).hexdigest(), 16) % share == 0
 
 
@@ -103,7 +105,7 @@ def pictures(log=print) -> list[Captioned]:
         if uses[title] > _MAX_TITLE_USES or title in seen:
             continue
         seen.add(title)
-        split = "eval" if kind in UNSEEN_KINDS or _eval_by_hash(str(png.relative_to(root))) else "train"
+        split = "eval" if kind in UNSEEN_KINDS or eval_by_hash(str(png.relative_to(root))) else "train"
         out.append(Captioned(str(png), title, split, kind))
     return out
 
@@ -121,7 +123,7 @@ def sounds(log=print) -> list[Captioned]:
         text = words_of(p.stem)
         if len(text) < 3:
             continue
-        split = "eval" if _eval_by_hash(str(p.relative_to(root))) else "train"
+        split = "eval" if eval_by_hash(str(p.relative_to(root))) else "train"
         out.append(Captioned(str(p), text, split, lib))
     return out
 

@@ -79,6 +79,10 @@ class PipelineConfig:
             stand in for those stages' CPU shares (they ask for no CPUs), so a stable node
             with no CPUs (a head started with ``--num-cpus=0``) never takes a tokenizer.
             Empty: anywhere.
+        anchor_adapters: Trained adapter folders (``omnialign train stage1``), at most one per
+            modality: the writer embeds each committed row's ``image_emb`` / ``audio_enc_emb``
+            into the text anchor space (table ``anchors``), so rows are searchable with
+            ``--target`` as they land. The adapters are copied into the DB first.
     """
 
     db_dir: str
@@ -112,6 +116,7 @@ class PipelineConfig:
     asr_num_gpus: float = 0.0
     asr_wait_s: float = 300.0
     stateful_resources: tuple[tuple[str, float], ...] = ()
+    anchor_adapters: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("segment_s", "sync_window_s", "aligner_wait_s", "asr_wait_s"):
@@ -141,6 +146,8 @@ class PipelineConfig:
                     or item[0] in ("CPU", "GPU", "memory") or not isinstance(item[1], (int, float)) or not item[1] > 0):
                 raise InvalidInputError("stateful_resources", f"expected ((name, amount > 0), ...) of custom resources, "
                                         f"got {self.stateful_resources!r}")
+        if not isinstance(self.anchor_adapters, tuple) or not all(isinstance(a, str) and a for a in self.anchor_adapters):
+            raise InvalidInputError("anchor_adapters", f"expected a tuple of adapter folders, got {self.anchor_adapters!r}")
         if not 1 <= self.tokenizer_min_actors <= self.tokenizer_max_actors:
             raise InvalidInputError("tokenizer_min_actors/tokenizer_max_actors",
                                     f"need 1 <= min <= max, got {self.tokenizer_min_actors}..{self.tokenizer_max_actors}")

@@ -95,6 +95,27 @@ def store_config_for(config: PipelineConfig, tokenizer: Tokenizer) -> StoreConfi
                        video_num_quantizers=tokenizer.config.video_quantizers, metadata=tuple(metadata))
 
 
+def install_anchor_adapters(config: PipelineConfig, store: SegmentStore) -> tuple[str, ...]:
+    """Copies the configured adapters into the DB, each checked against the table's encoders
+    first (a mismatched one must not replace the DB's); returns their modalities.
+
+    Raises:
+        InvalidInputError: An adapter does not fit the table, or two share a modality.
+    """
+    from engine.store.anchors import check_adapter, install_adapter
+    from engine.train.adapter import load_adapter
+
+    modalities: list[str] = []
+    for folder in config.anchor_adapters:
+        adapter = load_adapter(folder)
+        check_adapter(adapter, store.encoders())
+        if adapter.config.modality in modalities:
+            raise InvalidInputError("anchor_adapters", f"two {adapter.config.modality} adapters; give one per modality")
+        install_adapter(config.db_dir, folder)
+        modalities.append(adapter.config.modality)
+    return tuple(modalities)
+
+
 # -- the single-process loop -------------------------------------------------------------------
 @dataclass
 class StreamResult:
@@ -144,6 +165,11 @@ def run_local(sources: Sequence[str], config: PipelineConfig, stream_id: str | N
 
     tokenizer = Tokenizer.load(config.codebooks_dir)
     store = SegmentStore(store_config_for(config, tokenizer))
+    anchors = None
+    if config.anchor_adapters:
+        from engine.store.anchors import AnchorWriter
+
+        anchors = AnchorWriter(config.db_dir, install_anchor_adapters(config, store))
     image_encoder = speech_model = audio_encoder = None
     if config.image_encoder is not None:
         from engine.encode.registry import build_image_encoder
@@ -201,9 +227,9 @@ def run_local(sources: Sequence[str], config: PipelineConfig, stream_id: str | N
                     ready = len(batch) if speech is None else next(
                         (i for i, (t, _) in enumerate(batch) if t.segment_index not in speech), len(batch))
                     if ready >= config.writer_batch_rows or (seg.is_final and ready):
-                        res.segments_written += _write(store, batch[:ready], res, speech)
+                        res.segments_written += _write(store, batch[:ready], res, speech, anchors)
                         batch = batch[ready:]
-                res.segments_written += _write(store, batch, res, speech)
+                res.segments_written += _write(store, batch, res, speech, anchors)
                 if recognizer is not None:
                     res.asr = recognizer.stats
             final = tracker.estimate()
@@ -211,16 +237,22 @@ def run_local(sources: Sequence[str], config: PipelineConfig, stream_id: str | N
         except (MediaError, OmniAlignError) as exc:
             res.error = f"{type(exc).__name__}: {exc}"
     store.ensure_indexes(fold_all=True)
+    if anchors is not None:
+        from engine.store.anchors import ensure_anchor_index
+
+        ensure_anchor_index(config.db_dir)
     return results
 
 
 def _write(store: SegmentStore, batch: list[tuple[TokenRecord, Alignment]], res: StreamResult,
-           speech: dict | None = None) -> int:
+           speech: dict | None = None, anchors=None) -> int:
     if not batch:
         return 0
     t0 = time.perf_counter()
     speech = speech or {}
-    written = store.write([record_to_row(with_speech(tok, speech.pop(tok.segment_index, None)), alignment)
-                           for tok, alignment in batch]).inserted
+    rows = [record_to_row(with_speech(tok, speech.pop(tok.segment_index, None)), alignment) for tok, alignment in batch]
+    written = store.write(rows).inserted
+    if anchors is not None:  # after the rows' commit: a vector never points at a row that is not there
+        anchors.write(rows)
     res.stage_s["write"] += time.perf_counter() - t0
     return written

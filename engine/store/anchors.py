@@ -106,6 +106,45 @@ def anchor_query_vector(db_dir, modality: str, vector: np.ndarray) -> np.ndarray
     return load_adapter(folder).embed(np.asarray(vector, np.float32)[None])[0]
 
 
+def check_adapter(adapter, encoders: dict[str, str]) -> str:
+    """The stored column ``adapter`` reads; checks the table's encoder of it is the adapter's.
+
+    Args:
+        adapter: A loaded :class:`~engine.train.adapter.Adapter`.
+        encoders: The table's ``{column: encoder}`` (:meth:`SegmentStore.encoders`).
+
+    Raises:
+        InvalidInputError: The adapter's modality has no stored column, or the column is filled
+            by another encoder than the one the adapter was trained on.
+    """
+    modality = adapter.config.modality
+    column = SOURCE_COLUMN.get(modality)
+    if column is None:
+        raise InvalidInputError("adapter", f"no stored column for {modality} adapters; known: {sorted(SOURCE_COLUMN)}")
+    filled_by = encoders.get(column)
+    if filled_by != adapter.config.encoder:
+        raise InvalidInputError(column, f"filled by {filled_by or 'nothing'}, but adapter {adapter.name} was trained "
+                                        f"on {adapter.config.encoder}")
+    return column
+
+
+def write_vectors(db_dir, adapter, keys: list[tuple[str, int, int, int]], features: np.ndarray) -> int:
+    """Embeds ``features`` (one row per ``(stream_id, segment_index, t_start_us, t_end_us)`` key)
+    and merges them into the anchors table (idempotent: a retried write replaces, never adds)."""
+    if not keys:
+        return 0
+    modality = adapter.config.modality
+    vecs = adapter.embed(np.asarray(features, np.float32))
+    sids, segs, t0s, t1s = (list(x) for x in zip(*keys))
+    data = pa.table({
+        "key": [f"{s}\0{i}\0{modality}" for s, i in zip(sids, segs)], "stream_id": sids, "segment_index": segs,
+        "t_start_us": t0s, "t_end_us": t1s, "modality": [modality] * len(sids), "adapter": [adapter.name] * len(sids),
+        "vector": pa.FixedSizeListArray.from_arrays(pa.array(vecs.reshape(-1)), ANCHOR_DIM)}, schema=_schema())
+    table = _open(db_dir, create=True)
+    table.merge_insert("key").when_matched_update_all().when_not_matched_insert_all().execute(data)
+    return len(keys)
+
+
 def embed_store(store, adapter, batch_rows: int = 1024) -> int:
     """Embeds every stored row that has the adapter's source column; returns the rows embedded.
 
@@ -115,38 +154,56 @@ def embed_store(store, adapter, batch_rows: int = 1024) -> int:
         batch_rows: Rows per read and write.
 
     Raises:
-        InvalidInputError: The adapter's modality has no stored column, or the column was filled
-            by another encoder than the one the adapter was trained on.
+        InvalidInputError: See :func:`check_adapter`.
     """
-    modality = adapter.config.modality
-    column = SOURCE_COLUMN.get(modality)
-    if column is None:
-        raise InvalidInputError("adapter", f"no stored column for {modality} adapters; known: {sorted(SOURCE_COLUMN)}")
-    filled_by = store.encoders().get(column)
-    if filled_by != adapter.config.encoder:
-        raise InvalidInputError(column, f"filled by {filled_by or 'nothing'}, but adapter {adapter.name} was trained "
-                                        f"on {adapter.config.encoder}")
-    table = _open(store.config.db_dir, create=True)
+    column = check_adapter(adapter, store.encoders())
     cols = ["stream_id", "segment_index", "t_start_us", "t_end_us", column]
     rows = store.dataset().to_table(columns=cols, filter=f"{column} IS NOT NULL")
     done = 0
     for start in range(0, rows.num_rows, batch_rows):
         part = rows.slice(start, batch_rows)
-        feats = np.stack(part.column(column).to_numpy(zero_copy_only=False)).astype(np.float32)
-        vecs = adapter.embed(feats)
-        sids, segs = part.column("stream_id").to_pylist(), part.column("segment_index").to_pylist()
-        data = pa.table({
-            "key": [f"{s}\0{i}\0{modality}" for s, i in zip(sids, segs)], "stream_id": sids, "segment_index": segs,
-            "t_start_us": part.column("t_start_us"), "t_end_us": part.column("t_end_us"),
-            "modality": [modality] * len(sids), "adapter": [adapter.name] * len(sids),
-            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vecs.reshape(-1)), ANCHOR_DIM)}, schema=_schema())
-        table.merge_insert("key").when_matched_update_all().when_not_matched_insert_all().execute(data)
-        done += len(sids)
-    if table.count_rows() >= INDEX_MIN_ROWS:
+        keys = list(zip(*(part.column(c).to_pylist() for c in cols[:4])))
+        feats = np.stack(part.column(column).to_numpy(zero_copy_only=False))
+        done += write_vectors(store.config.db_dir, adapter, keys, feats)
+    ensure_anchor_index(store.config.db_dir)
+    return done
+
+
+def ensure_anchor_index(db_dir) -> None:
+    """Builds the approximate index once the table is large enough to need one."""
+    table = _open(db_dir, create=False)
+    if table is not None and table.count_rows() >= INDEX_MIN_ROWS:
         from lancedb.index import IvfHnswSq
 
         table.create_index("vector", config=IvfHnswSq(distance_type="cosine"), replace=True)
-    return done
+
+
+class AnchorWriter:
+    """Ingest's side of the anchor space: the vectors of rows as they are committed.
+
+    Args:
+        db_dir: The LanceDB folder; its installed adapters (see :func:`install_adapter`) of
+            ``modalities`` are loaded, so every writer process embeds with the same weights.
+        modalities: Which installed adapters to apply.
+    """
+
+    def __init__(self, db_dir, modalities: tuple[str, ...]) -> None:
+        from engine.train.adapter import load_adapter
+
+        self.db_dir = db_dir
+        self.adapters = [load_adapter(adapter_dir(db_dir, m)) for m in modalities]
+
+    def write(self, rows) -> int:
+        """Embeds the rows (:class:`~engine.store.schema.SegmentRow`) that have each adapter's
+        column; returns the vectors written."""
+        done = 0
+        for ad in self.adapters:
+            column = SOURCE_COLUMN[ad.config.modality]
+            have = [r for r in rows if getattr(r, column) is not None]
+            if have:
+                done += write_vectors(self.db_dir, ad, [(r.stream_id, r.segment_index, r.t_start_us, r.t_end_us)
+                                                        for r in have], np.stack([getattr(r, column) for r in have]))
+        return done
 
 
 def anchored_modalities(db_dir) -> dict[str, str]:
@@ -156,6 +213,14 @@ def anchored_modalities(db_dir) -> dict[str, str]:
         return {}
     t = table.search().select(["modality", "adapter"]).limit(None).to_arrow()
     return dict(zip(t.column("modality").to_pylist(), t.column("adapter").to_pylist()))
+
+
+def anchor_count(db_dir, modality: str) -> int:
+    """Vectors of ``modality`` stored (0 without an anchors table)."""
+    from engine.store.table import sql_quote
+
+    table = _open(db_dir, create=False)
+    return 0 if table is None else table.count_rows(f"modality = {sql_quote(modality)}")
 
 
 def anchor_search(db_dir, vector: np.ndarray, targets: tuple[str, ...] | None = None, k: int = 10,

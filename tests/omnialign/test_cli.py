@@ -76,7 +76,10 @@ def test_help_for_every_command(command, capsys):
 
 @pytest.mark.slow
 def test_demo_runs_the_pipeline_end_to_end(ray_local, tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path)]) == 0
+    from benchmarks.data.anchor_demo import export
+
+    export(tmp_path / "media", log=lambda *_: None)
+    assert main(["demo", "--out", str(tmp_path), "--media", str(tmp_path / "media")]) == 0
     out = capsys.readouterr().out
     assert "18 rows" in out and "a red kite circles above the harbour" in out.split("4. search")[1]
     for line in out.splitlines():
@@ -84,3 +87,7 @@ def test_demo_runs_the_pipeline_end_to_end(ray_local, tmp_path, capsys):
             error_ms = float(line.split()[4])
             assert abs(error_ms) <= 10.0  # estimated vs true offset, per stream
     assert (tmp_path / "sync_warps.png").stat().st_size > 10_000
+    # Step 7: real photographs and sounds the shipped adapters never saw, found from text.
+    rows = [line.split() for line in out.split("7. ingesting")[1].splitlines() if line.strip().startswith("a ")]
+    found = {" ".join(r[:-4]): (r[-4], r[-2]) for r in rows}  # query -> (top picture, top sound)
+    assert found["a cat"][0] == "chelsea.png" and found["a trumpet"][1] == "Trumpet2.wav"

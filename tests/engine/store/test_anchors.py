@@ -71,3 +71,37 @@ def test_targets_without_vectors_and_foreign_adapters_are_refused(db, tmp_path):
     save_adapter(tmp_path / "other", ProjectionHead(HeadConfig("image", "another-encoder@1", 1280)))
     with pytest.raises(InvalidInputError, match="another-encoder@1"):
         embed_store(SegmentStore.open(root / "db"), install_adapter(tmp_path / "copy", tmp_path / "other"))
+
+
+def test_ingest_with_adapters_fills_the_anchor_space_as_rows_are_written(db, tmp_path):
+    root, sid, _ = db
+    config = PipelineConfig(db_dir=str(tmp_path / "db"), codebooks_dir=str(root / "codebooks"), asr=None,
+                            anchor_adapters=(str(root / "adapter"),))
+    results = run_local([str(root / "pics")], config)
+    assert not any(r.error for r in results)
+    assert anchored_modalities(tmp_path / "db") == {"image": install_adapter(tmp_path / "x", root / "adapter").name}
+    # The vectors ingest wrote are the embed job's over the same stored rows (one code path).
+    q = np.random.default_rng(0).standard_normal(384).astype(np.float32)
+    at_ingest = anchor_search(tmp_path / "db", q, ("image",), k=50)
+    embed_store(SegmentStore.open(tmp_path / "db"), install_adapter(tmp_path / "db", root / "adapter"))
+    after = anchor_search(tmp_path / "db", q, ("image",), k=50)
+    assert len(at_ingest) == len(TITLES) and [(h.stream_id, h.segment_index) for h in at_ingest] == \
+        [(h.stream_id, h.segment_index) for h in after]
+    assert np.allclose([h.score for h in at_ingest], [h.score for h in after], atol=1e-5)
+    # A re-run writes no row twice and no vector twice.
+    run_local([str(root / "pics")], config)
+    assert len(anchor_search(tmp_path / "db", q, ("image",), k=50)) == len(TITLES)
+
+
+def test_an_adapter_that_does_not_fit_the_table_stops_ingest_before_any_row(db, tmp_path):
+    from engine.train.heads import ProjectionHead
+
+    root, _, _ = db
+    save_adapter(tmp_path / "audio", ProjectionHead(HeadConfig("audio", "whisper-encoder:tiny.en@0", 384)))
+    config = PipelineConfig(db_dir=str(tmp_path / "db"), codebooks_dir=str(root / "codebooks"), asr=None,
+                            anchor_adapters=(str(tmp_path / "audio"),))
+    with pytest.raises(InvalidInputError, match="audio_enc_emb"):  # this table has no audio encoder column
+        run_local([str(root / "pics")], config)
+    assert SegmentStore.open(tmp_path / "db").count() == 0 and anchored_modalities(tmp_path / "db") == {}
+    with pytest.raises(InvalidInputError, match="anchor_adapters"):
+        PipelineConfig(db_dir="x", codebooks_dir="y", anchor_adapters=["a"])
