@@ -396,10 +396,25 @@ def autoscale(name: str, d: dict) -> list[Table]:
                      "rows/s", "mean lag s", "rows stored", "results"], rows)]
 
 
+def shift_curve(name: str, d: dict) -> list[Table]:
+    """shift_curve.json: masked RVQ audio reconstruction against an artificial A/V shift on the
+    coupled dev clips; the offset its minimum implies beside omnialign sync and the naive peer."""
+    rows = [[r["clip"], num(r["curve_min_in_sync_ms"], "+.0f"), num(r["contrast"], ".3f"), num(r["offset_true_ms"], "+.1f"),
+             num(r["learned_offset_ms"], "+.1f"), num(r["learned_error_ms"], ".1f"), num(r["ours_ms"], ".1f"),
+             num(r["naive_ms"], ".1f"), source(name, d)] for r in d["rows"]]
+    s, t = d["summary"], d["train"]
+    return [(f"masked audio-code reconstruction vs A/V shift ({d['model']['params']:,} params, trained on {t['clips']} "
+             f"coupled clips / {t['media_s']:.0f} s in sync, {d['wall_s']['train']:.0f} s" + cores(d) + "); curve minimum "
+             f"on the dev clips put in sync: median |{s['median_abs_curve_min_in_sync_ms']}| ms, "
+             f"{s['curve_min_within_40ms']}/{s['n_clips']} within 40 ms",
+             ["clip", "curve min in sync, ms", "contrast", "true offset ms", "learned offset ms", "learned error ms",
+              "omnialign sync error ms", "naive peer error ms", "results"], rows)]
+
+
 # File name prefix -> renderer, in the order the block shows them.
 RENDERERS: dict[str, Callable[[str, dict], list[Table]]] = {
     "decode": decode, "rvq": rvq, "dtw": dtw, "sync_accuracy": sync_accuracy, "sync_rows": sync_rows, "search": search,
-    "ingest": ingest, "image_retrieval": image_retrieval, "audio_retrieval": audio_retrieval, "retrieval": retrieval, "understanding": understanding, "serve_load": serve_load, "lora_ops": lora_ops, "autoscale": autoscale,
+    "ingest": ingest, "image_retrieval": image_retrieval, "audio_retrieval": audio_retrieval, "retrieval": retrieval, "shift_curve": shift_curve, "understanding": understanding, "serve_load": serve_load, "lora_ops": lora_ops, "autoscale": autoscale,
     "gpu_check": gpu, "gpu_rvq": gpu,
 }
 

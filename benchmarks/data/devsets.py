@@ -58,7 +58,8 @@ def default_cache() -> Path:
     return Path(os.environ.get("OMNIALIGN_DEVSETS", Path.home() / ".cache" / "omnialign" / "devsets"))
 
 
-def _assets(x: Path) -> dict:
+def coupled_assets(x: Path) -> dict:
+    """The real pictures, clip-art, speech and sounds (unpacked under ``x``) coupled clips are made of."""
     def g(*patterns):
         return sorted({p for pat in patterns for p in glob.glob(str(x / pat))})
 
@@ -120,7 +121,7 @@ def build(cache: Path | None = None, force: bool = False, log=print) -> dict:
                      "duration_s": round(dur, 3), "silent_audio": silent, "audio": info, "copy": copy,
                      "variants": variants})
         log(f"real video {name}: {dur:.1f} s, shifts {[v['shift_ms'] for v in variants]}")
-    assets = _assets(x)
+    assets = coupled_assets(x)
     coupled = []
     for k, (kind, dur, lang, splices, drift_ok) in enumerate(COUPLED):
         spec = {"name": f"{kind}_{k:02d}", "kind": kind, "duration_s": dur, "speech": lang, "seed": SEED * 100 + k,

@@ -6,6 +6,10 @@ trainable is shared between modalities, so a new adapter never changes an existi
 two modalities meet in the anchor space (retrieval between them needs no pairs of the two).
 Ray Train wiring lives in :mod:`actors.train`.
 
+Local losses: masked reconstruction of RVQ audio codes conditioned on the video's region codes,
+with time embeddings from µs timestamps; its loss against an artificial A/V shift is a learned
+sync score (:mod:`engine.train.shift_curve`).
+
 In: pairs of frozen features and texts (files through the product's encoders, or stored rows).
 Out: adapter folders (safetensors, config, content hash) that embed features into the space.
 
@@ -19,4 +23,8 @@ Public names:
     adapter: Adapter, save_adapter, load_adapter
     loop: Stage1State, train_epoch, shuffled_batches, anchor_recall
     evaluate: first_relevant_ranks, recall_metrics, cosine_scores
+    code_streams: CodeStreams, code_streams
+    windows: WindowConfig, start_range_us, span_mask, cut_window, collate
+    masked: MaskedConfig, MaskedCodeModel
+    shift_curve: MaskedTrainConfig, train_masked, shift_curve, curve_offset_us, token_us
 """
